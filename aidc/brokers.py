@@ -1,0 +1,130 @@
+"""The broker a command asked for: the embedded one or a local mosquitto in a child process,
+or nothing to start for the URL of an external broker."""
+
+import contextlib
+import ctypes
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from protocols.endpoint import Endpoint, parse_broker_url
+
+SPAWNED = ("embedded", "mosquitto")
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 5.0
+_PR_SET_PDEATHSIG = 1
+
+
+class BrokerError(RuntimeError):
+    """A broker could not be started; `str()` is one sentence for the user."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def parse_spawn_spec(spec: str) -> tuple[str, int | None] | None:
+    """`embedded[:PORT]` or `mosquitto[:PORT]` as (kind, port); None for anything else."""
+    kind, _, port_text = spec.partition(":")
+    if kind not in SPAWNED:
+        return None
+    if not port_text:
+        return kind, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"broker port {port_text!r} is not a port number (1-65535)")
+    return kind, int(port_text)
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, so no broker outlives its command."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _command(kind: str, bind: str, port: int, workdir: Path) -> list[str]:
+    if kind == "embedded":
+        return [sys.executable, "-m", "aidc", "broker", "--bind", bind, "--port", str(port)]
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if binary is None:
+        raise BrokerError(
+            "mosquitto is not installed (apt-get install mosquitto); use --broker embedded"
+        )
+    config = workdir / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} {bind}\nallow_anonymous true\npersistence false\n"
+        "log_dest stderr\nlog_type error\n"
+    )
+    return [binary, "-c", str(config)]
+
+
+def _wait_listening(process: subprocess.Popen[bytes], host: str, port: int, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            lines = log.read_text(errors="replace").strip().splitlines()
+            why = lines[-1] if lines else f"exit code {process.returncode}"
+            raise BrokerError(f"the broker on port {port} exited at start: {why}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise BrokerError(f"the broker did not listen on {host}:{port} within {START_TIMEOUT_S:g} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def spawned_broker(
+    kind: str, port: int | None = None, bind: str = "127.0.0.1"
+) -> Iterator[Endpoint]:
+    """Run an `embedded` or `mosquitto` broker in a child process for the duration."""
+    port = port or free_port(bind)
+    host = "127.0.0.1" if bind in ("0.0.0.0", "") else bind
+    with tempfile.TemporaryDirectory(prefix="aidc-broker-") as tmp:
+        workdir = Path(tmp)
+        log = workdir / "broker.log"
+        with log.open("wb") as log_file:
+            process = subprocess.Popen(
+                _command(kind, bind, port, workdir),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                preexec_fn=_die_with_parent,
+            )
+        try:
+            _wait_listening(process, host, port, log)
+            yield Endpoint(host=host, port=port, mqtt5=kind == "mosquitto")
+        finally:
+            _stop(process)
+
+
+@contextlib.contextmanager
+def broker(
+    spec: str, *, password: str | None = None, ca_file: str | None = None
+) -> Iterator[Endpoint]:
+    """The endpoint of `spec`: `embedded[:PORT]`, `mosquitto[:PORT]` (started here and stopped
+    on exit) or `mqtt[s]://[user@]host[:port]` (already running elsewhere)."""
+    spawn = parse_spawn_spec(spec)
+    if spawn is None:
+        yield parse_broker_url(spec, password=password, ca_file=ca_file)
+        return
+    with spawned_broker(*spawn) as endpoint:
+        yield endpoint

@@ -1,0 +1,178 @@
+"""The `aidc` command line: one subcommand per way of running the data center."""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from aidc import __version__
+from aidc.brokers import BrokerError, parse_spawn_spec
+from protocols.endpoint import parse_broker_url
+from protocols.ids import check_id
+
+PASSWORD_ENV = "AIDC_MQTT_PASSWORD"
+DEFAULT_SITE = "dc1"
+NOT_BUILT = {
+    "agents": "run a fleet of emulated GPU, NIC, switch and LPU node agents",
+    "core": "run the simulation core and control plane",
+    "tui": "attach the operator dashboard to a site",
+    "demo": "start broker, core, fleet and dashboard together",
+    "scenario": "run scripted scenario files",
+}
+
+
+class UsageError(Exception):
+    """Bad input on the command line: one sentence, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def _site(value: str) -> str:
+    try:
+        return check_id(value, "site")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _broker_spec(value: str) -> str:
+    try:
+        if parse_spawn_spec(value) is None:
+            parse_broker_url(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+def add_broker_options(parser: argparse.ArgumentParser) -> None:
+    """--broker, --password-file, --ca-file and --site, the same for every subcommand."""
+    parser.add_argument(
+        "--broker",
+        type=_broker_spec,
+        default="embedded",
+        metavar="SPEC",
+        help="'embedded[:PORT]' (default: start the built-in broker), 'mosquitto[:PORT]' "
+        "(start the local mosquitto) or mqtt[s]://[user@]host[:port]",
+    )
+    parser.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help=f"file whose first line is the broker password (else ${PASSWORD_ENV})",
+    )
+    parser.add_argument("--ca-file", metavar="FILE", help="CA bundle for mqtts:// brokers")
+    parser.add_argument("--site", type=_site, default=DEFAULT_SITE, help="site id (default dc1)")
+
+
+def broker_password(args: argparse.Namespace) -> str | None:
+    """The password from --password-file, else from the environment, else None."""
+    path: Path | None = args.password_file
+    if path is None:
+        return os.environ.get(PASSWORD_ENV) or None
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise UsageError(f"cannot read password file {path}: {error.strerror}") from None
+    return lines[0].strip() if lines else ""
+
+
+def _run_broker(args: argparse.Namespace) -> int:
+    from aidc.embedded_broker import serve
+
+    url = f"mqtt://{args.bind}:{args.port}"
+    announce = lambda: print(  # noqa: E731
+        f"aidc broker: embedded MQTT 3.1.1 broker on {url} (Ctrl-C to stop)", flush=True
+    )
+    try:
+        run_until_signalled(serve(args.bind, args.port, announce))
+    except OSError as error:
+        raise BrokerError(str(error)) from None
+    return 0
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    from aidc.watch import watch
+
+    run_until_signalled(watch(args, broker_password(args)))
+    return 0
+
+
+def run_until_signalled(coroutine: Coroutine[Any, Any, object]) -> None:
+    """Run a coroutine until it ends or SIGINT/SIGTERM arrive, then cancel it cleanly."""
+
+    async def guarded() -> None:
+        task = asyncio.ensure_future(coroutine)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(guarded())
+
+
+def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(_: argparse.Namespace) -> int:
+        print(f"aidc {name}: not built yet", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `aidc` and every subcommand."""
+    parser = _Parser(
+        prog="aidc",
+        description="A terminal control plane for a simulated AI data center.",
+    )
+    parser.add_argument("--version", action="version", version=f"aidc {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(title="subcommands", metavar="COMMAND", required=True)
+
+    broker = sub.add_parser("broker", help="run the embedded MQTT broker in the foreground")
+    broker.add_argument("--port", type=int, default=1883, help="TCP port (default 1883)")
+    broker.add_argument("--bind", default="127.0.0.1", help="address (default 127.0.0.1)")
+    broker.set_defaults(run=_run_broker)
+
+    watch = sub.add_parser("watch", help="print every message of a site, decoded, as JSON lines")
+    add_broker_options(watch)
+    watch.set_defaults(run=_run_watch)
+
+    for name, summary in NOT_BUILT.items():
+        stub = sub.add_parser(name, help=f"{summary} (not built yet)", add_help=False)
+        stub.set_defaults(run=_not_built(name), accepts_anything=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `aidc`; return its exit code. User errors are one line on stderr, never a traceback."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_anything", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="aidc: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        code: int = args.run(args)
+    except UsageError as error:
+        print(f"aidc: {error}", file=sys.stderr)
+        return 2
+    except BrokerError as error:
+        print(f"aidc: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code

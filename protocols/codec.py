@@ -1,0 +1,141 @@
+"""Encoders and decoders, built once, with size limits and one error type for bad payloads.
+
+Every message encodes as msgpack (the default) or JSON; decoders accept either, telling
+them apart by the first byte (a JSON message starts with `{` or `[`, which no msgpack
+message of ours does).
+"""
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import numpy as np
+
+from protocols import commands, messages
+from protocols.columns import Columns, layout
+from protocols.errors import MessageError
+from protocols.ids import COMMAND_ID_PATTERN, ID_PATTERN
+from protocols.limits import (
+    MAX_BIRTH_BYTES,
+    MAX_COMMAND_BYTES,
+    MAX_SMALL_BYTES,
+    MAX_STATE_BYTES,
+    MAX_TELEMETRY_BYTES,
+)
+from protocols.topics import Topic, parse_topic
+
+T = TypeVar("T")
+
+_JSON_START = frozenset(b"{[")
+_WHITESPACE = b" \t\r\n"
+_msgpack = msgspec.msgpack.Encoder()
+_json = msgspec.json.Encoder()
+
+
+def encode(message: Any) -> bytes:
+    """msgpack bytes of a message."""
+    return _msgpack.encode(message)
+
+
+def encode_json(message: Any) -> bytes:
+    """JSON bytes of a message (base64 for column bytes)."""
+    return _json.encode(message)
+
+
+def is_json(payload: bytes | bytearray | memoryview) -> bool:
+    """Whether a payload is JSON rather than msgpack."""
+    head = bytes(payload[:64]).lstrip(_WHITESPACE)
+    return bool(head) and head[0] in _JSON_START
+
+
+class Codec(Generic[T]):
+    """Decodes one message type from msgpack or JSON, within a size limit."""
+
+    def __init__(self, kind: str, message_type: Any, max_bytes: int) -> None:
+        self.kind = kind
+        self.message_type = message_type
+        self.max_bytes = max_bytes
+        self._from_msgpack: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(message_type)
+        self._from_json: msgspec.json.Decoder[T] = msgspec.json.Decoder(message_type)
+
+    def decode(self, payload: bytes | bytearray | memoryview) -> T:
+        """The message in `payload`; MessageError with the reason if it is not one."""
+        size = len(payload)
+        if size == 0:
+            raise MessageError(self.kind, "empty payload")
+        if size > self.max_bytes:
+            raise MessageError(self.kind, f"{size} bytes is over the {self.max_bytes}-byte limit")
+        try:
+            if is_json(payload):
+                return self._from_json.decode(payload)
+            return self._from_msgpack.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            raise MessageError(self.kind, _readable(str(error))) from None
+        except RecursionError:
+            raise MessageError(self.kind, "nested too deeply") from None
+
+
+_PATTERN_NAMES = {
+    f"matching regex {ID_PATTERN!r}": "that is an id (lowercase letters, digits and '-')",
+    f"matching regex {COMMAND_ID_PATTERN!r}": "that is a command id (letters, digits, '_.-')",
+}
+
+
+def _readable(reason: str) -> str:
+    """msgspec's reason, with id regexes replaced by what they mean."""
+    for pattern, meaning in _PATTERN_NAMES.items():
+        reason = reason.replace(pattern, meaning)
+    return reason
+
+
+BIRTH = Codec[messages.Birth]("birth", messages.Birth, MAX_BIRTH_BYTES)
+DEATH = Codec[messages.Death]("death", messages.Death, MAX_SMALL_BYTES)
+TELEMETRY = Codec[messages.Telemetry]("telemetry", messages.Telemetry, MAX_TELEMETRY_BYTES)
+ASSIGNMENT = Codec[messages.Assignment]("assignment", messages.Assignment, MAX_TELEMETRY_BYTES)
+AGENT_COMMAND = Codec[commands.AgentCommand](
+    "agent command", commands.AgentCommand, MAX_COMMAND_BYTES
+)
+CORE_STATUS = Codec[messages.CoreStatus]("core status", messages.CoreStatus, MAX_SMALL_BYTES)
+EVENTS = Codec[messages.Events]("events", messages.Events, MAX_STATE_BYTES)
+SUMMARY = Codec[messages.Summary]("summary", messages.Summary, MAX_STATE_BYTES)
+RACK_STATES = Codec[messages.RackStates]("rack states", messages.RackStates, MAX_STATE_BYTES)
+POOL_STATES = Codec[messages.PoolStates]("pool states", messages.PoolStates, MAX_STATE_BYTES)
+FABRIC_STATE = Codec[messages.FabricState]("fabric state", messages.FabricState, MAX_STATE_BYTES)
+COMMAND = Codec[commands.OperatorCommand]("command", commands.OperatorCommand, MAX_COMMAND_BYTES)
+REPLY = Codec[commands.Reply]("reply", commands.Reply, MAX_STATE_BYTES)
+
+CODECS: dict[str, Codec[Any]] = {
+    "birth": BIRTH,
+    "death": DEATH,
+    "telemetry": TELEMETRY,
+    "assign": ASSIGNMENT,
+    "agentcmd": AGENT_COMMAND,
+    "status": CORE_STATUS,
+    "events": EVENTS,
+    "summary": SUMMARY,
+    "racks": RACK_STATES,
+    "pools": POOL_STATES,
+    "fabric": FABRIC_STATE,
+    "cmd": COMMAND,
+    "reply": REPLY,
+}
+"""The codec of every topic kind (`Topic.kind`)."""
+
+
+def decode_message(topic: str, payload: bytes | bytearray | memoryview) -> tuple[Topic, Any]:
+    """Parse a topic and decode its payload with that topic's codec.
+
+    Raises MessageError for a payload, ValueError for a topic that is not aidc's.
+    """
+    parsed = parse_topic(topic)
+    return parsed, CODECS[parsed.kind].decode(payload)
+
+
+def arrays(
+    message: messages.Telemetry | messages.Assignment | messages.RackStates, block: str
+) -> np.void | None:
+    """One column block of a message checked and viewed as a numpy record, or None if absent."""
+    columns: Columns | None = getattr(message, block)
+    if columns is None:
+        return None
+    rows = len(message.racks) if isinstance(message, messages.RackStates) else len(message.nodes)
+    return layout(type(columns)).unpack(columns, f"{type(message).__name__.lower()}.{block}", rows)

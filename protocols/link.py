@@ -1,0 +1,191 @@
+"""A supervised MQTT connection: it connects with a will, reconnects with capped exponential
+backoff and jitter, re-subscribes, and tells its owner each time it is connected again."""
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiomqtt
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from protocols.endpoint import Endpoint
+
+log = logging.getLogger("aidc.link")
+
+MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
+ConnectHandler = Callable[[int], Awaitable[None]]
+WillFactory = Callable[[int], aiomqtt.Will]
+
+SESSION_EXPIRY_S = 3600
+"""How long an MQTT 5 broker keeps a persistent session (and its QoS 1 queue) while offline."""
+_PROTOCOL_REFUSED = {1, 132}
+"""CONNACK codes for 'unsupported protocol version' in MQTT 3.1.1 and 5."""
+
+
+class LinkDown(ConnectionError):
+    """The link is not connected to its broker right now."""
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with equal jitter: half the delay fixed, half random."""
+
+    initial_s: float = 0.1
+    cap_s: float = 3.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after `failures` consecutive failed attempts (1 or more)."""
+        ceiling = min(self.cap_s, self.initial_s * 2.0 ** min(failures - 1, 32))
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+
+def _reason(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    if text.startswith("[Errno") and "] " in text:
+        text = text.split("] ", 1)[1]
+    return text
+
+
+def _connack_code(error: aiomqtt.MqttError) -> int | None:
+    if not isinstance(error, aiomqtt.MqttCodeError):
+        return None
+    rc = error.rc
+    if rc is None or isinstance(rc, int):
+        return rc
+    return int(rc.value)
+
+
+class Link:
+    """One client connection to a broker, kept up for as long as `run` runs.
+
+    `will(session)` builds the will for each new connection; `on_connect(session)` runs after
+    every (re)connect, once the subscriptions are in place, so the owner can (re)publish its
+    birth. `session` counts successful connections from 1.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        client_id: str,
+        *,
+        subscriptions: Sequence[tuple[str, int]] = (),
+        will: WillFactory | None = None,
+        on_connect: ConnectHandler | None = None,
+        persistent: bool = False,
+        keepalive_s: int = 30,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.client_id = client_id
+        self.subscriptions = list(subscriptions)
+        self.session = 0
+        self.mqtt5 = endpoint.mqtt5 is not False
+        self.connected = asyncio.Event()
+        self._will = will
+        self._on_connect = on_connect
+        self._persistent = persistent
+        self._keepalive_s = keepalive_s
+        self._backoff = backoff or Backoff()
+        self._client: aiomqtt.Client | None = None
+
+    def _new_client(self) -> aiomqtt.Client:
+        endpoint = self.endpoint
+        properties = None
+        if self.mqtt5 and self._persistent:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        return aiomqtt.Client(
+            endpoint.host,
+            endpoint.port,
+            username=endpoint.username,
+            password=endpoint.password,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if self.mqtt5 else aiomqtt.ProtocolVersion.V311,
+            will=self._will(self.session + 1) if self._will else None,
+            clean_session=None if self.mqtt5 else not self._persistent,
+            clean_start=(not self._persistent) if self.mqtt5 else MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+            keepalive=self._keepalive_s,
+            tls_context=ssl.create_default_context(cafile=endpoint.ca_file)
+            if endpoint.tls
+            else None,
+        )
+
+    async def run(self, on_message: MessageHandler) -> None:
+        """Stay connected and hand every message to `on_message`, until cancelled."""
+        failures = 0
+        down_since: float | None = None
+        while True:
+            client = self._new_client()
+            try:
+                async with client:
+                    self._client = client
+                    self.session += 1
+                    for topic_filter, qos in self.subscriptions:
+                        await client.subscribe(topic_filter, qos=qos)
+                    self.connected.set()
+                    if down_since is None:
+                        log.info("%s connected to %s", self.client_id, self.endpoint.url)
+                    else:
+                        log.warning(
+                            "%s reconnected to %s after %.1f s",
+                            self.client_id,
+                            self.endpoint.url,
+                            time.monotonic() - down_since,
+                        )
+                    failures, down_since = 0, None
+                    if self._on_connect:
+                        await self._on_connect(self.session)
+                    async for message in client.messages:
+                        await on_message(message)
+            except aiomqtt.MqttError as error:
+                if self.connected.is_set() or down_since is None:
+                    down_since = time.monotonic()
+                if _connack_code(error) in _PROTOCOL_REFUSED and self.mqtt5:
+                    log.info("%s: broker speaks MQTT 3.1.1 only", self.endpoint.url)
+                    self.mqtt5 = False
+                    continue
+                failures += 1
+                if failures == 1:
+                    log.warning(
+                        "broker %s is unreachable (%s); retrying",
+                        self.endpoint.url,
+                        _reason(error),
+                    )
+                else:
+                    log.debug(
+                        "attempt %d to reach %s failed: %s",
+                        failures,
+                        self.endpoint.url,
+                        _reason(error),
+                    )
+            finally:
+                self.connected.clear()
+                self._client = None
+            await asyncio.sleep(self._backoff.delay(max(failures, 1)))
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
+    ) -> None:
+        """Publish now; LinkDown if the link is not connected."""
+        client = self._client
+        if client is None or not self.connected.is_set():
+            raise LinkDown(f"not connected to {self.endpoint.url}")
+        try:
+            await client.publish(topic, payload, qos=qos, retain=retain)
+        except aiomqtt.MqttError as error:
+            raise LinkDown(f"publish to {self.endpoint.url} failed: {_reason(error)}") from None
+
+    async def subscribe(self, topic_filter: str, qos: int = 0) -> None:
+        """Add a subscription, kept across reconnects; applied now if connected."""
+        self.subscriptions.append((topic_filter, qos))
+        client = self._client
+        if client is not None and self.connected.is_set():
+            await client.subscribe(topic_filter, qos=qos)

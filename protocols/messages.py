@@ -1,0 +1,285 @@
+"""Message schemas of agents and the core (operator commands live in protocols.commands).
+
+High-rate messages (Telemetry, Assignment) are `array_like` and carry device arrays as
+column blocks. Every new field gets a default, so an older decoder reads a newer message.
+Times are Unix seconds of the simulated clock.
+"""
+
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+from protocols.columns import (
+    GpuColumns,
+    GpuLoad,
+    LpuColumns,
+    LpuLoad,
+    NicColumns,
+    NicLoad,
+    PortColumns,
+    PortLoad,
+    RackColumns,
+)
+from protocols.ids import CommandId, EntityId
+from protocols.limits import (
+    MAX_DEVICES_PER_NODE,
+    MAX_LIST,
+    MAX_NODES_PER_AGENT,
+    MAX_RACKS,
+    MAX_TEXT,
+)
+
+Text = Annotated[str, Meta(max_length=MAX_TEXT)]
+Count = Annotated[int, Meta(ge=0)]
+Seq = Annotated[int, Meta(ge=0)]
+NodeIds = Annotated[list[EntityId], Meta(max_length=MAX_NODES_PER_AGENT)]
+NodeKind = Literal["gpu", "lpu", "switch"]
+Severity = Literal["info", "warning", "error", "critical"]
+NodeState = Literal["ready", "cordoned", "draining", "drained", "lost", "failed"]
+
+
+class GpuInfo(Struct, frozen=True, gc=False):
+    """One GPU as nvidia-smi would list it."""
+
+    index: Count
+    uuid: Text
+    model: Text
+    memory_mib: Count
+    power_limit_w: float
+    nvlink_domain: Text = ""
+    """GPUs that share this id share one NVLink domain (an NVL72 rack)."""
+
+
+class NicInfo(Struct, frozen=True, gc=False):
+    """One ConnectX NIC port on the back-end fabric."""
+
+    index: Count
+    model: Text
+    speed_gbps: float
+    gpu: int = -1
+    """Index of the GPU this NIC serves (PCIe affinity), -1 for none."""
+    peer: Text = ""
+    """`switch/port` this NIC is cabled to."""
+
+
+class LpuInfo(Struct, frozen=True, gc=False):
+    """One inference chip."""
+
+    index: Count
+    model: Text
+    sram_mb: float
+
+
+class PortInfo(Struct, frozen=True, gc=False):
+    """One switch port."""
+
+    index: Count
+    speed_gbps: float
+    peer: Text = ""
+    """`node/nicN` or `switch/port` on the other end of the cable."""
+
+
+class NodeInventory(Struct, frozen=True, gc=False):
+    """What one node is: its kind, system and devices."""
+
+    node: EntityId
+    kind: NodeKind
+    system: Text
+    gpus: Annotated[list[GpuInfo], Meta(max_length=MAX_DEVICES_PER_NODE)] = []
+    nics: Annotated[list[NicInfo], Meta(max_length=MAX_DEVICES_PER_NODE)] = []
+    lpus: Annotated[list[LpuInfo], Meta(max_length=MAX_DEVICES_PER_NODE)] = []
+    ports: Annotated[list[PortInfo], Meta(max_length=MAX_DEVICES_PER_NODE)] = []
+
+
+class Birth(Struct, frozen=True, gc=False):
+    """An agent's birth: the nodes it speaks for, sent on every (re)connect.
+
+    `session` increases with every connection and matches the Death registered as its will.
+    """
+
+    agent: EntityId
+    rack: EntityId
+    session: Seq
+    time: float
+    interval_s: Annotated[float, Meta(gt=0)]
+    nodes: Annotated[list[NodeInventory], Meta(min_length=1, max_length=MAX_NODES_PER_AGENT)]
+    software: Text = ""
+
+
+class Death(Struct, frozen=True, gc=False):
+    """An agent's death: the MQTT will (`clean` false) or a clean shutdown (`clean` true)."""
+
+    agent: EntityId
+    session: Seq
+    clean: bool = False
+
+
+class Telemetry(Struct, frozen=True, gc=False, array_like=True):
+    """One agent's samples of one interval, as column blocks.
+
+    `seq` increases by one per message within a session, so a gap means lost messages.
+    """
+
+    agent: EntityId
+    session: Seq
+    seq: Seq
+    time: float
+    nodes: NodeIds
+    gpu: GpuColumns | None = None
+    nic: NicColumns | None = None
+    port: PortColumns | None = None
+    lpu: LpuColumns | None = None
+
+
+class Assignment(Struct, frozen=True, gc=False, array_like=True):
+    """The load the core assigns to one agent's devices until the next assignment."""
+
+    agent: EntityId
+    session: Seq
+    """The birth session this answers; an agent ignores assignments for an older one."""
+    seq: Seq
+    time: float
+    nodes: NodeIds
+    gpu: GpuLoad | None = None
+    nic: NicLoad | None = None
+    port: PortLoad | None = None
+    lpu: LpuLoad | None = None
+
+
+class CoreStatus(Struct, frozen=True, gc=False):
+    """The core's liveness, retained; its will publishes `online=False`."""
+
+    online: bool
+    session: Seq
+    time: float = 0.0
+    speed: float = 1.0
+    version: Text = ""
+
+
+class Summary(Struct, frozen=True, gc=False):
+    """The fleet in one line, every tick."""
+
+    time: float
+    tick: Seq
+    speed: float
+    gpus: Count = 0
+    gpus_healthy: Count = 0
+    gpus_cordoned: Count = 0
+    gpus_lost: Count = 0
+    lpus: Count = 0
+    lpus_healthy: Count = 0
+    nodes: dict[NodeState, Count] = {}
+    power_w: float = 0.0
+    requests_per_s: float = 0.0
+    tokens_per_s: float = 0.0
+    goodput_rps: float = 0.0
+    """Requests per second that met both their TTFT and ITL SLOs."""
+    ttft_p99_s: float = 0.0
+    itl_p99_s: float = 0.0
+    ingest_per_s: float = 0.0
+    """Telemetry messages the core ingested per second."""
+
+
+class RackStates(Struct, frozen=True, gc=False, array_like=True):
+    """Per-rack aggregates, every tick."""
+
+    time: float
+    racks: Annotated[list[EntityId], Meta(max_length=MAX_RACKS)]
+    columns: RackColumns
+
+
+class Percentiles(Struct, frozen=True, gc=False, array_like=True):
+    """p50, p90 and p99 of a latency, in seconds."""
+
+    p50: float = 0.0
+    p90: float = 0.0
+    p99: float = 0.0
+
+
+class PoolState(Struct, frozen=True, gc=False):
+    """One pool (a model on a hardware kind) as vLLM would report it, plus its control state."""
+
+    pool: EntityId
+    model: EntityId
+    hardware: Text
+    replicas_desired: Count = 0
+    replicas_ready: Count = 0
+    replicas_warming: Count = 0
+    min_available: Count = 0
+    num_requests_running: Count = 0
+    num_requests_waiting: Count = 0
+    kv_cache_usage: float = 0.0
+    """Fraction of KV-cache blocks in use, 0..1."""
+    tokens_per_s: float = 0.0
+    time_to_first_token: Percentiles = Percentiles()
+    inter_token_latency: Percentiles = Percentiles()
+    e2e_request_latency: Percentiles = Percentiles()
+    slo_attainment: float = 1.0
+    autoscale: bool = False
+
+
+class RouteState(Struct, frozen=True, gc=False):
+    """A model's traffic split across pools, in percent."""
+
+    model: EntityId
+    weights: dict[EntityId, float]
+
+
+class PoolStates(Struct, frozen=True, gc=False):
+    """Every pool and route, every tick."""
+
+    time: float
+    pools: Annotated[list[PoolState], Meta(max_length=MAX_LIST)]
+    routes: Annotated[list[RouteState], Meta(max_length=MAX_LIST)] = []
+
+
+class SwitchState(Struct, frozen=True, gc=False):
+    """One switch's health and load."""
+
+    switch: EntityId
+    ports_up: Count
+    ports: Count
+    max_utilization: float = 0.0
+    ecn_marks_per_s: float = 0.0
+    pauses_per_s: float = 0.0
+    drops_per_s: float = 0.0
+    link_flaps: Count = 0
+
+
+class PortState(Struct, frozen=True, gc=False):
+    """One switch port, for the list of hottest ports."""
+
+    switch: EntityId
+    port: Count
+    utilization: float
+    ecn_marks_per_s: float = 0.0
+    pauses_per_s: float = 0.0
+    peer: Text = ""
+
+
+class FabricState(Struct, frozen=True, gc=False):
+    """The Spectrum-X fabric: every switch, and the hottest ports."""
+
+    time: float
+    switches: Annotated[list[SwitchState], Meta(max_length=MAX_LIST)]
+    hottest: Annotated[list[PortState], Meta(max_length=MAX_LIST)] = []
+
+
+class Event(Struct, frozen=True, gc=False):
+    """Something that happened: when, how bad, to what, and a sentence."""
+
+    time: float
+    severity: Severity
+    subject: Text
+    """What it happened to: `node/r012-n03`, `gpu/r012-n03/3`, `pool/llama-70b-h100`, ..."""
+    kind: EntityId
+    """Short machine-readable class: `xid`, `thermal`, `drain`, `link-flap`, ..."""
+    message: Text
+    command: CommandId | None = None
+    """The operator command that caused it, if any."""
+
+
+class Events(Struct, frozen=True, gc=False):
+    """Events of one tick."""
+
+    events: Annotated[list[Event], Meta(max_length=MAX_LIST)]

@@ -1,0 +1,129 @@
+"""Topic builders, subscription filters and the parser for the `aidc/v1/{site}/...` namespace.
+
+Agent topics (one publisher each; `agent` is the MQTT client that owns the connection:
+a node, or a rack gateway whose nodes share one connection):
+
+    aidc/v1/{site}/birth/{rack}/{agent}      Birth, published on every (re)connect
+    aidc/v1/{site}/death/{rack}/{agent}      Death, the MQTT will (and on clean shutdown)
+    aidc/v1/{site}/telemetry/{rack}/{agent}  Telemetry batches
+    aidc/v1/{site}/assign/{rack}/{agent}     Assignment, core -> agent
+    aidc/v1/{site}/agentcmd/{rack}/{agent}   fault inject/clear, reboot, rebirth -> agent
+
+Core topics:
+
+    aidc/v1/{site}/core/status               CoreStatus, retained; the will says offline
+    aidc/v1/{site}/core/events               Events
+    aidc/v1/{site}/state/{view}              Summary, RackStates, PoolStates, FabricState
+    aidc/v1/{site}/ctl/cmd                   operator commands (JSON or msgpack)
+    aidc/v1/{site}/ctl/reply/{command_id}    replies
+"""
+
+from enum import StrEnum
+from typing import NamedTuple
+
+from protocols.ids import check_command_id, check_id
+
+ROOT = "aidc/v1"
+WILDCARD = "+"
+
+
+class AgentTopic(StrEnum):
+    """Topic kinds published by or to one agent."""
+
+    BIRTH = "birth"
+    DEATH = "death"
+    TELEMETRY = "telemetry"
+    ASSIGN = "assign"
+    AGENTCMD = "agentcmd"
+
+
+class StateView(StrEnum):
+    """Fleet state views the core publishes for dashboards."""
+
+    SUMMARY = "summary"
+    RACKS = "racks"
+    POOLS = "pools"
+    FABRIC = "fabric"
+
+
+class Topic(NamedTuple):
+    """A parsed aidc topic: `kind` is an AgentTopic, 'status', 'events', a StateView,
+    'cmd' or 'reply'; the other fields are '' where the kind has none."""
+
+    site: str
+    kind: str
+    rack: str = ""
+    agent: str = ""
+    name: str = ""
+
+
+def _site(site: str) -> str:
+    return f"{ROOT}/{check_id(site, 'site')}"
+
+
+def agent_topic(kind: AgentTopic, site: str, rack: str, agent: str) -> str:
+    """The topic of one agent's messages of `kind`."""
+    return f"{_site(site)}/{AgentTopic(kind)}/{check_id(rack, 'rack')}/{check_id(agent, 'agent')}"
+
+
+def agent_filter(kind: AgentTopic, site: str, rack: str = WILDCARD, agent: str = WILDCARD) -> str:
+    """A subscription filter for agents' messages of `kind` (all racks and agents by default)."""
+    rack = rack if rack == WILDCARD else check_id(rack, "rack")
+    agent = agent if agent == WILDCARD else check_id(agent, "agent")
+    return f"{_site(site)}/{AgentTopic(kind)}/{rack}/{agent}"
+
+
+def core_status_topic(site: str) -> str:
+    """The core's retained liveness topic."""
+    return f"{_site(site)}/core/status"
+
+
+def events_topic(site: str) -> str:
+    """The core's event stream."""
+    return f"{_site(site)}/core/events"
+
+
+def state_topic(site: str, view: StateView) -> str:
+    """One fleet state view for dashboards."""
+    return f"{_site(site)}/state/{StateView(view)}"
+
+
+def state_filter(site: str) -> str:
+    """All fleet state views of a site."""
+    return f"{_site(site)}/state/{WILDCARD}"
+
+
+def command_topic(site: str) -> str:
+    """Where operators publish commands."""
+    return f"{_site(site)}/ctl/cmd"
+
+
+def reply_topic(site: str, command_id: str) -> str:
+    """The default reply topic of a command."""
+    return f"{_site(site)}/ctl/reply/{check_command_id(command_id)}"
+
+
+def reply_prefix(site: str) -> str:
+    """Every reply topic of a site starts with this; a command's reply_to must too."""
+    return f"{_site(site)}/ctl/reply/"
+
+
+_CORE_KINDS = {("core", "status"): "status", ("core", "events"): "events", ("ctl", "cmd"): "cmd"}
+
+
+def parse_topic(topic: str) -> Topic:
+    """Parse an aidc topic, validating every id in it; raise ValueError if it is not one."""
+    parts = topic.split("/")
+    if len(parts) < 3 or "/".join(parts[:2]) != ROOT:
+        raise ValueError(f"topic {topic!r} is not in the {ROOT}/{{site}}/... namespace")
+    site = check_id(parts[2], "site")
+    rest = parts[3:]
+    if len(rest) == 3 and rest[0] in AgentTopic.__members__.values():
+        return Topic(site, rest[0], check_id(rest[1], "rack"), check_id(rest[2], "agent"))
+    if len(rest) == 2 and (kind := _CORE_KINDS.get((rest[0], rest[1]))):
+        return Topic(site, kind)
+    if len(rest) == 2 and rest[0] == "state" and rest[1] in StateView.__members__.values():
+        return Topic(site, rest[1])
+    if len(rest) == 3 and rest[:2] == ["ctl", "reply"]:
+        return Topic(site, "reply", name=check_command_id(rest[2]))
+    raise ValueError(f"topic {topic!r} is not an aidc v1 topic")
