@@ -70,6 +70,8 @@ class Codec(Generic[T]):
             return self._from_msgpack.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             raise MessageError(self.kind, _readable(str(error))) from None
+        except UnicodeDecodeError:
+            raise MessageError(self.kind, "a string is not valid UTF-8") from None
         except RecursionError:
             raise MessageError(self.kind, "nested too deeply") from None
 

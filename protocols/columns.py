@@ -96,7 +96,7 @@ class Layout:
         record, sizes = self._record(rows)
         if tuple(map(len, values)) != sizes:
             raise MessageError(kind, self._length_error(values, rows))
-        view: np.void = np.frombuffer(b"".join(values), dtype=record)[0]
+        view: np.void = np.frombuffer(b"".join(values), dtype=record, count=1)[0]
         if rows and int(view["node"].max()) >= nodes:
             raise MessageError(kind, f"{self.block.__name__}.node refers past the {nodes} node(s)")
         return view

@@ -22,6 +22,10 @@ MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
 ConnectHandler = Callable[[int], Awaitable[None]]
 WillFactory = Callable[[int], aiomqtt.Will]
 
+CONNECT_TIMEOUT_S = 3.0
+"""How long to wait for CONNACK; some 3.1.1 brokers never answer an MQTT 5 CONNECT."""
+OPERATION_TIMEOUT_S = 10.0
+"""How long to wait for SUBACK or PUBACK once connected."""
 SESSION_EXPIRY_S = 3600
 """How long an MQTT 5 broker keeps a persistent session (and its QoS 1 queue) while offline."""
 _PROTOCOL_REFUSED = {1, 132}
@@ -113,6 +117,7 @@ class Link:
             clean_start=(not self._persistent) if self.mqtt5 else MQTT_CLEAN_START_FIRST_ONLY,
             properties=properties,
             keepalive=self._keepalive_s,
+            timeout=CONNECT_TIMEOUT_S,
             tls_context=ssl.create_default_context(cafile=endpoint.ca_file)
             if endpoint.tls
             else None,
@@ -126,6 +131,7 @@ class Link:
             client = self._new_client()
             try:
                 async with client:
+                    client.timeout = OPERATION_TIMEOUT_S
                     self._client = client
                     self.session += 1
                     for topic_filter, qos in self.subscriptions:
@@ -152,6 +158,10 @@ class Link:
                     log.info("%s: broker speaks MQTT 3.1.1 only", self.endpoint.url)
                     self.mqtt5 = False
                     continue
+                if self.endpoint.mqtt5 is None and self.session == 0:
+                    # Some 3.1.1 brokers never answer an MQTT 5 CONNECT: until one version
+                    # has worked, try the other one next time.
+                    self.mqtt5 = not self.mqtt5
                 failures += 1
                 if failures == 1:
                     log.warning(

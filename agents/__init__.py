@@ -1,0 +1,1 @@
+"""Device emulators and the async node agents and fleet runner (issue: device agents)."""

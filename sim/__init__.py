@@ -1,0 +1,1 @@
+"""The simulation core: fleet state, numba kernels, control plane and core service."""

@@ -1,0 +1,17 @@
+"""Fixtures: real brokers, started by the tests on free ports."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from aidc.brokers import spawned_broker
+from protocols.endpoint import Endpoint
+
+BROKERS = ["mosquitto", "embedded"]
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def broker(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
+    """A running broker of each kind, shared by the tests of one module."""
+    with spawned_broker(request.param) as endpoint:
+        yield endpoint

@@ -1,0 +1,43 @@
+"""Helpers for tests that run real links against real brokers."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiomqtt
+
+from protocols.link import Link
+
+
+class Inbox:
+    """Collects the messages a link receives, and waits for them."""
+
+    def __init__(self) -> None:
+        self.messages: list[aiomqtt.Message] = []
+        self._arrived = asyncio.Condition()
+
+    async def put(self, message: aiomqtt.Message) -> None:
+        async with self._arrived:
+            self.messages.append(message)
+            self._arrived.notify_all()
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[aiomqtt.Message]:
+        """The first `count` messages, once they are all there."""
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.messages) >= count)
+        return self.messages[:count]
+
+
+@contextlib.asynccontextmanager
+async def running(link: Link, inbox: Inbox | None = None) -> AsyncIterator[Inbox]:
+    """Run `link` into an inbox until the block ends; wait until it is connected first."""
+    inbox = inbox or Inbox()
+    task = asyncio.create_task(link.run(inbox.put))
+    try:
+        async with asyncio.timeout(15):
+            await link.connected.wait()
+        yield inbox
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

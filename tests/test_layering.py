@@ -1,0 +1,62 @@
+"""The dependency direction of DESIGN.md: protocols <- agents, sim, tui <- aidc."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+OURS = {"protocols", "agents", "sim", "tui", "aidc"}
+ALLOWED = {
+    "protocols": set(),
+    "agents": {"protocols"},
+    "sim": {"protocols"},
+    "tui": {"protocols"},
+    "aidc": OURS - {"aidc"},
+}
+TEXTUAL_ALLOWED = {"tui", "aidc"}
+
+
+def imported_top_levels(package: str) -> dict[str, set[str]]:
+    """Every top-level module each file of `package` imports, found by reading the source."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_packages_import_only_what_the_layering_allows(package: str) -> None:
+    for path, names in imported_top_levels(package).items():
+        ours = (names & OURS) - {package}
+        assert ours <= ALLOWED[package], f"{path} imports {sorted(ours - ALLOWED[package])}"
+        if package not in TEXTUAL_ALLOWED:
+            assert "textual" not in names, f"{path} imports textual"
+
+
+def test_importing_the_lower_layers_loads_no_textual() -> None:
+    script = (
+        "import importlib, pkgutil, sys\n"
+        "for pkg in ('protocols', 'agents', 'sim'):\n"
+        "    module = importlib.import_module(pkg)\n"
+        "    for info in pkgutil.walk_packages(module.__path__, pkg + '.'):\n"
+        "        importlib.import_module(info.name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'tui', 'aidc')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_scan_sees_real_imports() -> None:
+    assert any("msgspec" in names for names in imported_top_levels("protocols").values())
+    assert any("protocols" in names for names in imported_top_levels("aidc").values())

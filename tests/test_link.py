@@ -1,0 +1,190 @@
+"""The supervised link against real brokers: every message type travels, the will fires,
+and the link survives the broker going away and coming back."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from aidc.brokers import free_port, spawned_broker
+from protocols.codec import DEATH, decode_message, encode, encode_json
+from protocols.endpoint import Endpoint
+from protocols.link import Backoff, Link, LinkDown
+from protocols.messages import Death
+from protocols.topics import AgentTopic, agent_topic
+from tests.mqtt import Inbox, running
+from tests.samples import SAMPLES, SITE, sample_topic
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = Backoff(initial_s=0.05, cap_s=0.5)
+
+
+async def test_every_message_type_travels_in_both_encodings(broker: Endpoint) -> None:
+    sent = [
+        (sample_topic(kind), encoder(message), message)
+        for kind, messages in SAMPLES.items()
+        for message in messages
+        for encoder in (encode, encode_json)
+    ]
+    subscriber = Link(broker, "test-sub", subscriptions=[(f"aidc/v1/{SITE}/#", 1)])
+    publisher = Link(broker, "test-pub")
+    async with running(subscriber) as inbox, running(publisher):
+        for topic, payload, _ in sent:
+            await publisher.publish(topic, payload, qos=1)
+        received = await inbox.wait_for(len(sent))
+    got = [decode_message(m.topic.value, bytes(m.payload)) for m in received]
+    assert [(topic.kind, message) for topic, message in got] == [
+        (decode_message(topic, payload)[0].kind, message) for topic, payload, message in sent
+    ]
+
+
+async def test_mqtt_version_is_negotiated(broker: Endpoint) -> None:
+    unknown = Endpoint(broker.host, broker.port)
+    link = Link(unknown, "test-version")
+    async with running(link):
+        assert link.mqtt5 is (broker.mqtt5 is True)
+
+
+async def test_publish_while_down_raises_link_down() -> None:
+    link = Link(Endpoint("127.0.0.1", free_port()), "test-down")
+    with pytest.raises(LinkDown, match="not connected"):
+        await link.publish("aidc/v1/dc1/core/status", b"x")
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until `predicate()` holds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("kind", ["mosquitto", "embedded"])
+async def test_reconnects_resubscribes_and_rebirths_after_broker_restart(kind: str) -> None:
+    port = free_port()
+    sessions: list[int] = []
+    topic = agent_topic(AgentTopic.ASSIGN, SITE, "r1", "r1")
+
+    async def on_connect(session: int) -> None:
+        sessions.append(session)
+
+    endpoint = Endpoint("127.0.0.1", port)
+    agent = Link(
+        endpoint, "agent-r1", subscriptions=[(topic, 1)], on_connect=on_connect, backoff=FAST
+    )
+    inbox = Inbox()
+    task = asyncio.create_task(agent.run(inbox.put))
+    try:
+        with spawned_broker(kind, port):
+            await until(agent.connected.is_set)
+            assert sessions == [1]
+        await until(lambda: not agent.connected.is_set())
+        with spawned_broker(kind, port):
+            await until(agent.connected.is_set)
+            assert sessions == [1, 2]
+            async with running(Link(endpoint, "core-1")) as _:
+                pass
+            core = Link(endpoint, "core-2")
+            async with running(core):
+                await core.publish(topic, b"after-restart", qos=1)
+                (message,) = await inbox.wait_for(1)
+            assert message.payload == b"after-restart"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_unreachable_broker_is_one_warning_then_quiet_retries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="aidc.link")
+    port = free_port()
+    link = Link(Endpoint("127.0.0.1", port, mqtt5=False), "patient", backoff=FAST)
+    task = asyncio.create_task(link.run(Inbox().put))
+    try:
+        await asyncio.sleep(1.0)
+        assert not task.done()
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warnings == [
+            f"broker mqtt://127.0.0.1:{port} is unreachable (Connection refused); retrying"
+        ]
+        assert sum("failed" in r.getMessage() for r in caplog.records) >= 3
+        with spawned_broker("embedded", port):
+            await until(link.connected.is_set)
+        assert any("reconnected to" in r.getMessage() for r in caplog.records)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+WILL_OWNER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import aiomqtt
+    from protocols.codec import encode
+    from protocols.endpoint import Endpoint
+    from protocols.link import Link
+    from protocols.messages import Death
+
+    async def main(port: int, topic: str) -> None:
+        async def connected(session: int) -> None:
+            print("connected", session, flush=True)
+
+        link = Link(
+            Endpoint("127.0.0.1", port),
+            "owner-r1",
+            will=lambda session: aiomqtt.Will(topic, encode(Death("r1", session)), qos=1),
+            on_connect=connected,
+        )
+        async def ignore(message: aiomqtt.Message) -> None:
+            pass
+        await link.run(ignore)
+
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+    """
+)
+
+
+async def test_will_announces_the_death_of_a_killed_owner(broker: Endpoint) -> None:
+    topic = agent_topic(AgentTopic.DEATH, SITE, "r1", "r1")
+    watcher = Link(broker, "death-watcher", subscriptions=[(topic, 1)])
+    async with running(watcher) as inbox:
+        owner = subprocess.Popen(
+            [sys.executable, "-c", WILL_OWNER, str(broker.port), topic],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert owner.stdout is not None
+            line = await asyncio.wait_for(asyncio.to_thread(owner.stdout.readline), 15)
+            assert line.split() == ["connected", "1"]
+            os.kill(owner.pid, signal.SIGKILL)
+            (message,) = await inbox.wait_for(1)
+        finally:
+            owner.kill()
+            owner.wait()
+    assert DEATH.decode(bytes(message.payload)) == Death("r1", 1)
+
+
+async def test_clean_shutdown_does_not_fire_the_will(broker: Endpoint) -> None:
+    topic = agent_topic(AgentTopic.DEATH, SITE, "r2", "r2")
+    watcher = Link(broker, "quiet-watcher", subscriptions=[(topic, 1)])
+    owner = Link(
+        broker, "owner-r2", will=lambda s: aiomqtt.Will(topic, encode(Death("r2", s)), qos=1)
+    )
+    async with running(watcher) as inbox:
+        async with running(owner):
+            pass
+        with pytest.raises(TimeoutError):
+            await inbox.wait_for(1, timeout=1.0)
