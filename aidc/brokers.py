@@ -18,6 +18,8 @@ from protocols.endpoint import Endpoint, parse_broker_url
 SPAWNED = ("embedded", "mosquitto")
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
+MOSQUITTO_PATHS = ("/usr/sbin/mosquitto",)
+"""Where Debian puts mosquitto, outside a normal user's PATH."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -53,8 +55,8 @@ def _die_with_parent() -> None:
 def _command(kind: str, bind: str, port: int, workdir: Path) -> list[str]:
     if kind == "embedded":
         return [sys.executable, "-m", "aidc", "broker", "--bind", bind, "--port", str(port)]
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    binary = shutil.which("mosquitto") or next(
+        (path for path in MOSQUITTO_PATHS if Path(path).exists()), None
     )
     if binary is None:
         raise BrokerError(
@@ -68,6 +70,12 @@ def _command(kind: str, bind: str, port: int, workdir: Path) -> list[str]:
     return [binary, "-c", str(config)]
 
 
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
 def _wait_listening(process: subprocess.Popen[bytes], host: str, port: int, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -75,7 +83,7 @@ def _wait_listening(process: subprocess.Popen[bytes], host: str, port: int, log:
             lines = log.read_text(errors="replace").strip().splitlines()
             why = lines[-1] if lines else f"exit code {process.returncode}"
             raise BrokerError(f"the broker on port {port} exited at start: {why}")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        if _listening(host, port):
             return
         time.sleep(0.05)
     raise BrokerError(f"the broker did not listen on {host}:{port} within {START_TIMEOUT_S:g} s")
@@ -98,6 +106,8 @@ def spawned_broker(
     """Run an `embedded` or `mosquitto` broker in a child process for the duration."""
     port = port or free_port(bind)
     host = "127.0.0.1" if bind in ("0.0.0.0", "") else bind
+    if _listening(host, port):
+        raise BrokerError(f"{host}:{port} is already in use; choose another broker port")
     with tempfile.TemporaryDirectory(prefix="aidc-broker-") as tmp:
         workdir = Path(tmp)
         log = workdir / "broker.log"
