@@ -8,10 +8,9 @@ message of ours does).
 from typing import Any, Generic, TypeVar
 
 import msgspec
-import numpy as np
 
 from protocols import commands, messages
-from protocols.columns import Columns, layout
+from protocols.columns import Columns, Record, layout
 from protocols.errors import MessageError
 from protocols.ids import COMMAND_ID_PATTERN, ID_PATTERN
 from protocols.limits import (
@@ -134,7 +133,7 @@ def decode_message(topic: str, payload: bytes | bytearray | memoryview) -> tuple
 
 def arrays(
     message: messages.Telemetry | messages.Assignment | messages.RackStates, block: str
-) -> np.void | None:
+) -> Record | None:
     """One column block of a message checked and viewed as a numpy record, or None if absent."""
     columns: Columns | None = getattr(message, block)
     if columns is None:

@@ -20,7 +20,7 @@ from protocols.columns import (
     PortLoad,
     RackColumns,
 )
-from protocols.ids import CommandId, EntityId
+from protocols.ids import ID_MAX_LENGTH, CommandId, EntityId
 from protocols.limits import (
     MAX_DEVICES_PER_NODE,
     MAX_LIST,
@@ -32,7 +32,11 @@ from protocols.limits import (
 Text = Annotated[str, Meta(max_length=MAX_TEXT)]
 Count = Annotated[int, Meta(ge=0)]
 Seq = Annotated[int, Meta(ge=0)]
-NodeIds = Annotated[list[EntityId], Meta(max_length=MAX_NODES_PER_AGENT)]
+NodeRefs = Annotated[
+    list[Annotated[str, Meta(max_length=ID_MAX_LENGTH)]], Meta(max_length=MAX_NODES_PER_AGENT)
+]
+"""Node ids in high-rate messages: the receiver checks them against the sender's Birth;
+a regex per id here would cost more than decoding all the columns."""
 NodeKind = Literal["gpu", "lpu", "switch"]
 Severity = Literal["info", "warning", "error", "critical"]
 NodeState = Literal["ready", "cordoned", "draining", "drained", "lost", "failed"]
@@ -124,7 +128,7 @@ class Telemetry(Struct, frozen=True, gc=False, array_like=True):
     session: Seq
     seq: Seq
     time: float
-    nodes: NodeIds
+    nodes: NodeRefs
     gpu: GpuColumns | None = None
     nic: NicColumns | None = None
     port: PortColumns | None = None
@@ -139,7 +143,7 @@ class Assignment(Struct, frozen=True, gc=False, array_like=True):
     """The birth session this answers; an agent ignores assignments for an older one."""
     seq: Seq
     time: float
-    nodes: NodeIds
+    nodes: NodeRefs
     gpu: GpuLoad | None = None
     nic: NicLoad | None = None
     port: PortLoad | None = None

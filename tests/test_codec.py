@@ -8,7 +8,7 @@ import pytest
 
 from protocols import codec
 from protocols.codec import CODECS, arrays, decode_message, encode, encode_json
-from protocols.columns import Columns, GpuColumns, layout
+from protocols.columns import Columns, GpuColumns, NicColumns, gauge, layout
 from protocols.errors import MessageError
 from protocols.messages import Birth, Telemetry
 from tests.samples import SAMPLES, TELEMETRY, sample_topic
@@ -45,12 +45,22 @@ def test_absent_block_is_none() -> None:
     assert arrays(TELEMETRY, "lpu") is None
 
 
-def test_column_of_wrong_length_is_rejected_with_its_name() -> None:
+@pytest.mark.parametrize("cut", [1, 4, 156])
+def test_block_shorter_than_its_rows_is_rejected(cut: int) -> None:
     gpu = TELEMETRY.gpu
     assert gpu is not None
-    short = msgspec.structs.replace(gpu, DCGM_FI_DEV_POWER_USAGE=gpu.DCGM_FI_DEV_POWER_USAGE[:-4])
+    short = msgspec.structs.replace(gpu, data=gpu.data[:-cut])
     message = codec.TELEMETRY.decode(encode(msgspec.structs.replace(TELEMETRY, gpu=short)))
-    with pytest.raises(MessageError, match="DCGM_FI_DEV_POWER_USAGE has 28 bytes, expected 32"):
+    with pytest.raises(MessageError, match=r"GpuColumns of 8 rows needs 1248 bytes"):
+        arrays(message, "gpu")
+
+
+def test_block_with_a_partial_extra_row_is_rejected() -> None:
+    gpu = TELEMETRY.gpu
+    assert gpu is not None
+    longer = msgspec.structs.replace(gpu, data=gpu.data + b"\0" * 3)
+    message = codec.TELEMETRY.decode(encode(msgspec.structs.replace(TELEMETRY, gpu=longer)))
+    with pytest.raises(MessageError, match="or more, in whole rows"):
         arrays(message, "gpu")
 
 
@@ -117,7 +127,7 @@ def test_json_with_leading_whitespace_is_json() -> None:
 
 
 class TelemetryV2(msgspec.Struct, array_like=True, gc=False, frozen=True):
-    """Telemetry as a later version might send it: one new field and one new column."""
+    """Telemetry as a later version might send it: one new field at the end."""
 
     agent: str
     session: int
@@ -132,7 +142,9 @@ class TelemetryV2(msgspec.Struct, array_like=True, gc=False, frozen=True):
 
 
 class GpuColumnsV2(GpuColumns):
-    DCGM_FI_DEV_ENC_UTIL: bytes = b""
+    """GPU columns as a later version might send them: one new column after the others."""
+
+    DCGM_FI_DEV_ENC_UTIL = gauge("<f4", "%", "Encoder utilization")
 
 
 class BirthV2(Birth, frozen=True):
@@ -140,15 +152,20 @@ class BirthV2(Birth, frozen=True):
 
 
 def test_older_decoder_reads_a_newer_telemetry_message() -> None:
-    gpu = TELEMETRY.gpu
-    assert gpu is not None
-    newer_gpu = GpuColumnsV2(*msgspec.structs.astuple(gpu), DCGM_FI_DEV_ENC_UTIL=b"\0" * 32)
+    old = arrays(TELEMETRY, "gpu")
+    assert old is not None
+    newer_spec = layout(GpuColumnsV2)
+    newer_gpu = newer_spec.pack(
+        {**{n: old[n] for n in old.dtype.names or ()}, "DCGM_FI_DEV_ENC_UTIL": 12.5}
+    )
     newer = TelemetryV2(*msgspec.structs.astuple(TELEMETRY)[:5], gpu=newer_gpu, nic=TELEMETRY.nic)
     decoded = codec.TELEMETRY.decode(encode(newer))
-    assert decoded == TELEMETRY
+    assert decoded.nic == TELEMETRY.nic
     record = arrays(decoded, "gpu")
     assert record is not None
-    assert "DCGM_FI_DEV_ENC_UTIL" not in (record.dtype.names or ())
+    assert record.dtype == old.dtype
+    assert record.tobytes() == old.tobytes()
+    assert newer_spec.unpack(newer_gpu, "t", 2)["DCGM_FI_DEV_ENC_UTIL"].tolist() == [12.5] * 8
 
 
 def test_older_decoder_reads_a_newer_birth_and_newer_decoder_an_older_one() -> None:
@@ -159,8 +176,14 @@ def test_older_decoder_reads_a_newer_birth_and_newer_decoder_an_older_one() -> N
     assert msgspec.msgpack.decode(encode(birth), type=BirthV2).rack_position == 0
 
 
-def test_column_blocks_are_all_bytes_with_a_column_annotation() -> None:
+def test_a_record_of_another_layout_is_not_packed() -> None:
+    with pytest.raises(ValueError, match="not in NicColumns wire layout"):
+        layout(NicColumns).pack_record(layout(GpuColumns).record(4))
+
+
+def test_every_block_starts_with_node_and_an_index_and_declares_units() -> None:
     for block in Columns.__subclasses__():
         spec = layout(block)
         assert spec.names[0] == "node", block
-        assert all(column.unit is not None for column in spec.columns.values())
+        assert all(c.kind == "index" or c.unit for c in spec.columns.values()), block
+        assert all(c.kind != "counter" or c.dtype == "<u8" for c in spec.columns.values()), block
