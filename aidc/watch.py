@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -60,6 +61,6 @@ async def watch(args: argparse.Namespace, password: str | None) -> None:
             sys.stdout.flush()
 
         link = Link(
-            endpoint, f"aidc-watch-{id(args):x}", subscriptions=[(f"{ROOT}/{args.site}/#", 0)]
+            endpoint, f"aidc-watch-{os.getpid()}", subscriptions=[(f"{ROOT}/{args.site}/#", 0)]
         )
         await link.run(show)
