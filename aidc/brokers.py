@@ -47,7 +47,9 @@ def parse_spawn_spec(spec: str) -> tuple[str, int | None] | None:
 
 
 def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the parent dies, so no broker outlives its command."""
+    """In the child: leave Ctrl-C to the parent, which stops the broker last, and get
+    SIGTERM when the parent dies, so no broker outlives its command."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 

@@ -152,30 +152,38 @@ class Link:
                     async for message in client.messages:
                         await on_message(message)
             except aiomqtt.MqttError as error:
-                if self.connected.is_set() or down_since is None:
+                if self.connected.is_set():
+                    log.warning(
+                        "%s lost %s (%s); reconnecting",
+                        self.client_id,
+                        self.endpoint.url,
+                        _reason(error),
+                    )
                     down_since = time.monotonic()
-                if _connack_code(error) in _PROTOCOL_REFUSED and self.mqtt5:
+                elif _connack_code(error) in _PROTOCOL_REFUSED and self.mqtt5:
                     log.info("%s: broker speaks MQTT 3.1.1 only", self.endpoint.url)
                     self.mqtt5 = False
                     continue
-                if self.endpoint.mqtt5 is None and self.session == 0:
-                    # Some 3.1.1 brokers never answer an MQTT 5 CONNECT: until one version
-                    # has worked, try the other one next time.
-                    self.mqtt5 = not self.mqtt5
-                failures += 1
-                if failures == 1:
-                    log.warning(
-                        "broker %s is unreachable (%s); retrying",
-                        self.endpoint.url,
-                        _reason(error),
-                    )
                 else:
-                    log.debug(
-                        "attempt %d to reach %s failed: %s",
-                        failures,
-                        self.endpoint.url,
-                        _reason(error),
-                    )
+                    if self.endpoint.mqtt5 is None and self.session == 0:
+                        # Some 3.1.1 brokers never answer an MQTT 5 CONNECT: until one
+                        # version has worked, try the other one next time.
+                        self.mqtt5 = not self.mqtt5
+                    failures += 1
+                    if down_since is None:
+                        down_since = time.monotonic()
+                        log.warning(
+                            "broker %s is unreachable (%s); retrying",
+                            self.endpoint.url,
+                            _reason(error),
+                        )
+                    else:
+                        log.debug(
+                            "attempt %d to reach %s failed: %s",
+                            failures,
+                            self.endpoint.url,
+                            _reason(error),
+                        )
             finally:
                 self.connected.clear()
                 self._client = None

@@ -29,12 +29,14 @@ def aidc(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 
 
 def start(*args: str) -> subprocess.Popen[str]:
+    """`aidc` in its own process group, as a terminal would run it."""
     return subprocess.Popen(
         [sys.executable, "-m", "aidc", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        start_new_session=True,
     )
 
 
@@ -156,11 +158,12 @@ def test_watch_prints_decoded_messages_and_reports_malformed_ones() -> None:
                 check=True,
             )
         time.sleep(1.0)
-        watch.send_signal(signal.SIGTERM)
+        os.killpg(watch.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
         assert watch.wait(10) == 0
     finally:
         watch.kill()
     out, err = watch.communicate()
+    assert "lost" not in err, "the broker died before the watch let go of it"
     (line,) = out.splitlines()
     shown = json.loads(line)
     assert shown["topic"] == "aidc/v1/dc1/ctl/cmd"

@@ -68,7 +68,10 @@ async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 @pytest.mark.parametrize("kind", ["mosquitto", "embedded"])
-async def test_reconnects_resubscribes_and_rebirths_after_broker_restart(kind: str) -> None:
+async def test_reconnects_resubscribes_and_rebirths_after_broker_restart(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aidc.link")
     port = free_port()
     sessions: list[int] = []
     topic = agent_topic(AgentTopic.ASSIGN, SITE, "r1", "r1")
@@ -97,6 +100,10 @@ async def test_reconnects_resubscribes_and_rebirths_after_broker_restart(kind: s
                 await core.publish(topic, b"after-restart", qos=1)
                 (message,) = await inbox.wait_for(1)
             assert message.payload == b"after-restart"
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 2
+        assert warnings[0].startswith(f"agent-r1 lost mqtt://127.0.0.1:{port} (")
+        assert warnings[1].startswith(f"agent-r1 reconnected to mqtt://127.0.0.1:{port} after")
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
