@@ -47,9 +47,7 @@ def parse_spawn_spec(spec: str) -> tuple[str, int | None] | None:
 
 
 def _die_with_parent() -> None:
-    """In the child: leave Ctrl-C to the parent, which stops the broker last, and get
-    SIGTERM when the parent dies, so no broker outlives its command."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """In the child: get SIGTERM when the parent dies, so no broker outlives its command."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -120,6 +118,7 @@ def spawned_broker(
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
                 preexec_fn=_die_with_parent,
+                start_new_session=True,  # Ctrl-C stops the command, which stops the broker last
             )
         try:
             _wait_listening(process, host, port, log)
