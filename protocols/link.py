@@ -4,6 +4,7 @@ backoff and jitter, re-subscribes, and tells its owner each time it is connected
 import asyncio
 import logging
 import random
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,10 +52,18 @@ class Backoff:
 
 
 def _reason(error: Exception) -> str:
-    text = str(error) or type(error).__name__
-    if text.startswith("[Errno") and "] " in text:
-        text = text.split("] ", 1)[1]
-    return text
+    """The error's sentence without `[Errno 111]`, `[code:135]` or `(_ssl.c:1006)` noise."""
+    text = re.sub(r"^\[[^]]*\] |\s*\(_ssl\.c:\d+\)$", "", str(error))
+    return text or type(error).__name__
+
+
+def _trouble(url: str, error: aiomqtt.MqttError) -> str:
+    """Why a connection attempt failed, as a clause for the log."""
+    if _connack_code(error) is not None:
+        return f"broker {url} refused the connection ({_reason(error)})"
+    if str(error).startswith("[SSL"):
+        return f"TLS with broker {url} failed ({_reason(error)})"
+    return f"broker {url} is unreachable ({_reason(error)})"
 
 
 def _connack_code(error: aiomqtt.MqttError) -> int | None:
@@ -172,11 +181,7 @@ class Link:
                     failures += 1
                     if down_since is None:
                         down_since = time.monotonic()
-                        log.warning(
-                            "broker %s is unreachable (%s); retrying",
-                            self.endpoint.url,
-                            _reason(error),
-                        )
+                        log.warning("%s; retrying", _trouble(self.endpoint.url, error))
                     else:
                         log.debug(
                             "attempt %d to reach %s failed: %s",

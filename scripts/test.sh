@@ -8,11 +8,11 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "aidc needs Python 3.11 or newer; python3 is $(python3 --version)" >&2; exit 1; }
 
 if ! { command -v mosquitto || [ -x /usr/sbin/mosquitto ]; } >/dev/null \
-  || ! command -v mosquitto_pub >/dev/null; then
+  || ! command -v mosquitto_pub >/dev/null || ! command -v openssl >/dev/null; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mosquitto mosquitto-clients
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mosquitto mosquitto-clients openssl
 fi
 
 python3 -m venv .venv

@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import socket
+import time
 from collections.abc import AsyncIterator
 
 import aiomqtt
@@ -41,3 +43,17 @@ async def running(link: Link, inbox: Inbox | None = None) -> AsyncIterator[Inbox
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on a loopback port."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_listening(port: int, timeout: float = 15) -> None:
+    """Wait until something listens on a loopback port."""
+    deadline = time.monotonic() + timeout
+    while not listening(port):
+        assert time.monotonic() < deadline, f"nothing listens on {port}"
+        time.sleep(0.05)

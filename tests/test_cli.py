@@ -13,6 +13,7 @@ import pytest
 
 from aidc.brokers import BrokerError, free_port, parse_spawn_spec, spawned_broker
 from protocols.endpoint import Endpoint, parse_broker_url
+from tests.mqtt import listening, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBCOMMANDS = ["broker", "watch", "agents", "core", "tui", "demo", "scenario"]
@@ -38,18 +39,6 @@ def start(*args: str) -> subprocess.Popen[str]:
         cwd=ROOT,
         start_new_session=True,
     )
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_listening(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not listening(port):
-        assert time.monotonic() < deadline, f"nothing listens on {port}"
-        time.sleep(0.05)
 
 
 def test_help_lists_every_subcommand() -> None:
