@@ -77,7 +77,8 @@ class Layout:
         self.row_bytes = sum(d.itemsize for d in self.dtypes)
         self._record_dtypes: dict[int, np.dtype[np.void]] = {}
 
-    def _record(self, rows: int) -> np.dtype[np.void]:
+    def record_dtype(self, rows: int) -> np.dtype[np.void]:
+        """The structured dtype of a block of `rows` devices: each column a (rows,) subarray."""
         record = self._record_dtypes.get(rows)
         if record is None:
             record = np.dtype(
@@ -89,12 +90,13 @@ class Layout:
 
     def record(self, rows: int) -> Record:
         """A writable, zeroed record of `rows` devices in wire layout, for `pack_record`."""
-        return np.zeros((), self._record(rows))
+        return np.zeros((), self.record_dtype(rows))
 
-    def pack_record(self, record: Record) -> Columns:
-        """The block of a record in wire layout (from `record`); one copy."""
+    def pack_record(self, record: Record | np.void) -> Columns:
+        """The block of a record in wire layout (from `record`, or one element of an array of
+        `record_dtype(rows)`, as a fleet keeps all its racks); one copy."""
         rows = record.dtype[0].shape[0] if record.dtype.names else 0
-        if record.dtype != self._record(rows):
+        if record.dtype != self.record_dtype(rows):
             raise ValueError(f"record is not in {self.block.__name__} wire layout")
         return self.block(rows, record.tobytes())
 
@@ -119,7 +121,7 @@ class Layout:
                 f"{self.block.__name__} of {rows} rows needs {rows * self.row_bytes} bytes "
                 f"(or more, in whole rows), not {len(data)}",
             )
-        view: Record = np.ndarray((), self._record(rows), data)
+        view: Record = np.ndarray((), self.record_dtype(rows), data)
         if rows and int(np.maximum.reduce(view["node"])) >= nodes:
             raise MessageError(kind, f"{self.block.__name__}.node refers past the {nodes} node(s)")
         return view
