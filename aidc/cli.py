@@ -11,15 +11,17 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from agents.catalog import RACK_KINDS
 from aidc import __version__
 from aidc.brokers import BrokerError, parse_spawn_spec
+from aidc.console import ConsoleHandler
 from protocols.endpoint import parse_broker_url
 from protocols.ids import check_id
 
+RACK_KIND_NAMES = sorted(RACK_KINDS)
 PASSWORD_ENV = "AIDC_MQTT_PASSWORD"
 DEFAULT_SITE = "dc1"
 NOT_BUILT = {
-    "agents": "run a fleet of emulated GPU, NIC, switch and LPU node agents",
     "core": "run the simulation core and control plane",
     "tui": "attach the operator dashboard to a site",
     "demo": "start broker, core, fleet and dashboard together",
@@ -54,7 +56,7 @@ def _broker_spec(value: str) -> str:
     return value
 
 
-def add_broker_options(parser: argparse.ArgumentParser) -> None:
+def add_broker_options(parser: argparse.ArgumentParser, site: str | None = DEFAULT_SITE) -> None:
     """--broker, --password-file, --ca-file and --site, the same for every subcommand."""
     parser.add_argument(
         "--broker",
@@ -71,7 +73,9 @@ def add_broker_options(parser: argparse.ArgumentParser) -> None:
         help=f"file whose first line is the broker password (else ${PASSWORD_ENV})",
     )
     parser.add_argument("--ca-file", metavar="FILE", help="CA bundle for mqtts:// brokers")
-    parser.add_argument("--site", type=_site, default=DEFAULT_SITE, help="site id (default dc1)")
+    parser.add_argument(
+        "--site", type=_site, default=site, help=f"site id (default {site or 'from the topology'})"
+    )
 
 
 def broker_password(args: argparse.Namespace) -> str | None:
@@ -97,6 +101,39 @@ def _run_broker(args: argparse.Namespace) -> int:
         run_until_signalled(serve(args.bind, args.port, announce))
     except OSError as error:
         raise BrokerError(str(error)) from None
+    return 0
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+        return value
+
+    return parse
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from agents.topology import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _run_agents(args: argparse.Namespace) -> int:
+    from agents.topology import TopologyError
+    from aidc.agents_command import run_agents
+
+    try:
+        run_until_signalled(run_agents(args, broker_password(args)))
+    except TopologyError as error:
+        raise UsageError(str(error)) from None
     return 0
 
 
@@ -144,6 +181,38 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_argument("--bind", default="127.0.0.1", help="address (default 127.0.0.1)")
     broker.set_defaults(run=_run_broker)
 
+    agents = sub.add_parser(
+        "agents",
+        help="run a fleet of emulated GPU, NIC, switch and LPU node agents",
+        description="Emulate a site's nodes and switches and publish their telemetry.",
+    )
+    add_broker_options(agents, site=None)
+    source = agents.add_mutually_exclusive_group()
+    source.add_argument("--topology", type=Path, metavar="FILE", help="a TOML site description")
+    source.add_argument("--racks", type=_positive(int), metavar="N", help="N racks of one kind")
+    agents.add_argument(
+        "--rack-kind",
+        choices=RACK_KIND_NAMES,
+        default="nvl72",
+        help="the kind of the --racks (default nvl72)",
+    )
+    agents.add_argument(
+        "--interval", type=_positive(float), default=1.0, metavar="S", help="seconds (default 1)"
+    )
+    agents.add_argument(
+        "--shard", type=_shard, default=(0, 1), metavar="I/N", help="run every N-th rack from I"
+    )
+    agents.add_argument("--seed", type=int, default=0, help="noise and fault seed (default 0)")
+    agents.add_argument(
+        "--connection",
+        choices=["rack", "node"],
+        default="rack",
+        help="one MQTT connection per rack (default: one birth, will and telemetry message per "
+        "rack per interval) or per node (a node's death is its own, at 18x the connections "
+        "and messages for an NVL72 rack)",
+    )
+    agents.set_defaults(run=_run_agents)
+
     watch = sub.add_parser("watch", help="print every message of a site, decoded, as JSON lines")
     add_broker_options(watch)
     watch.set_defaults(run=_run_watch)
@@ -160,11 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "accepts_anything", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="aidc: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = ConsoleHandler()
+    handler.setFormatter(logging.Formatter("aidc: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         code: int = args.run(args)
     except UsageError as error:

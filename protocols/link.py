@@ -2,9 +2,11 @@
 backoff and jitter, re-subscribes, and tells its owner each time it is connected again."""
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -94,6 +96,7 @@ class Link:
         persistent: bool = False,
         keepalive_s: int = 30,
         backoff: Backoff | None = None,
+        logger: logging.Logger = log,
     ) -> None:
         self.endpoint = endpoint
         self.client_id = client_id
@@ -106,6 +109,7 @@ class Link:
         self._persistent = persistent
         self._keepalive_s = keepalive_s
         self._backoff = backoff or Backoff()
+        self._log = logger
         self._client: aiomqtt.Client | None = None
 
     def _new_client(self) -> aiomqtt.Client:
@@ -147,9 +151,9 @@ class Link:
                         await client.subscribe(topic_filter, qos=qos)
                     self.connected.set()
                     if down_since is None:
-                        log.info("%s connected to %s", self.client_id, self.endpoint.url)
+                        self._log.info("%s connected to %s", self.client_id, self.endpoint.url)
                     else:
-                        log.warning(
+                        self._log.warning(
                             "%s reconnected to %s after %.1f s",
                             self.client_id,
                             self.endpoint.url,
@@ -162,7 +166,7 @@ class Link:
                         await on_message(message)
             except aiomqtt.MqttError as error:
                 if self.connected.is_set():
-                    log.warning(
+                    self._log.warning(
                         "%s lost %s (%s); reconnecting",
                         self.client_id,
                         self.endpoint.url,
@@ -170,7 +174,7 @@ class Link:
                     )
                     down_since = time.monotonic()
                 elif _connack_code(error) in _PROTOCOL_REFUSED and self.mqtt5:
-                    log.info("%s: broker speaks MQTT 3.1.1 only", self.endpoint.url)
+                    self._log.info("%s: broker speaks MQTT 3.1.1 only", self.endpoint.url)
                     self.mqtt5 = False
                     continue
                 else:
@@ -181,9 +185,9 @@ class Link:
                     failures += 1
                     if down_since is None:
                         down_since = time.monotonic()
-                        log.warning("%s; retrying", _trouble(self.endpoint.url, error))
+                        self._log.warning("%s; retrying", _trouble(self.endpoint.url, error))
                     else:
-                        log.debug(
+                        self._log.debug(
                             "attempt %d to reach %s failed: %s",
                             failures,
                             self.endpoint.url,
@@ -205,6 +209,17 @@ class Link:
             await client.publish(topic, payload, qos=qos, retain=retain)
         except aiomqtt.MqttError as error:
             raise LinkDown(f"publish to {self.endpoint.url} failed: {_reason(error)}") from None
+
+    def abort(self) -> None:
+        """Drop the connection without a DISCONNECT, as a power loss would, so the broker
+        sends the will; the owner then cancels `run`."""
+        client = self._client
+        if client is not None:
+            # aiomqtt offers no abort; shutting paho's socket down is what a dead host does.
+            sock = client._client.socket()
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     async def subscribe(self, topic_filter: str, qos: int = 0) -> None:
         """Add a subscription, kept across reconnects; applied now if connected."""

@@ -1,0 +1,211 @@
+"""A fleet: every agent of a site (or of one shard of it) in one process and one TaskGroup.
+
+Devices of the same shape are stepped together once per interval; each agent then publishes
+at its own phase within the interval, so the broker sees a steady stream, not a burst.
+"""
+
+import asyncio
+import contextlib
+import logging
+import resource
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.agent import Agent
+from agents.complaints import Complaints
+from agents.groups import Group, compute_group, switch_group
+from agents.topology import Rack, Site
+from protocols.endpoint import Endpoint
+
+log = logging.getLogger("aidc.agents")
+
+CONNECT_BATCH = 200
+"""Agents that connect at once; the next batch waits for them (or for CONNECT_WAIT_S)."""
+CONNECT_WAIT_S = 2.0
+PUBLISH_SLOTS = 50
+"""The interval is cut into this many slots; an agent publishes in the slot of its phase."""
+STOP_TIMEOUT_S = 4.0
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the fleet is doing, for the status line."""
+
+    agents: int
+    up: int
+    messages_per_s: float
+    gpu_samples_per_s: float
+    rejected: int
+
+
+class Fleet:
+    """The agents of a site shard, their devices, and the loop that drives them."""
+
+    def __init__(
+        self,
+        site: Site,
+        endpoint: Endpoint,
+        *,
+        interval_s: float = 1.0,
+        seed: int = 0,
+        shard: tuple[int, int] = (0, 1),
+        per_node: bool = False,
+    ) -> None:
+        self.site = site
+        self.interval_s = interval_s
+        self.rng = np.random.default_rng(seed)
+        self.complaints = Complaints(log)
+        self.groups = _groups(site, shard, seed)
+        voice = logging.getLogger("aidc.link.fleet")
+        voice.setLevel(logging.WARNING)
+        quiet = logging.getLogger("aidc.link.fleet.quiet")
+        quiet.setLevel(logging.ERROR)
+        self.agents: list[Agent] = []
+        for group in self.groups:
+            for rack, nodes in enumerate(group.nodes):
+                spans = [(n, 1) for n in range(len(nodes))] if per_node else [(0, len(nodes))]
+                for first, count in spans:
+                    # The fleet speaks through its first agent's link; the rest keep quiet.
+                    link_log = quiet if self.agents else voice
+                    self.agents.append(
+                        Agent(
+                            site.site,
+                            group,
+                            rack,
+                            first,
+                            count,
+                            endpoint,
+                            interval_s,
+                            self.complaints,
+                            link_log,
+                        )
+                    )
+        phases = self.rng.uniform(0, interval_s, len(self.agents))
+        self._slots: list[list[Agent]] = [[] for _ in range(PUBLISH_SLOTS)]
+        for agent, phase in zip(self.agents, phases, strict=True):
+            self._slots[int(phase / interval_s * PUBLISH_SLOTS)].append(agent)
+        self._gpus_per_agent = {id(a): _gpus(a) for a in self.agents}
+        self._published_at = (time.monotonic(), 0, 0)
+        self.deaths_published = 0
+
+    @property
+    def gpus(self) -> int:
+        """GPUs this fleet emulates."""
+        return sum(self._gpus_per_agent.values())
+
+    def up(self) -> int:
+        """Agents connected now."""
+        return sum(agent.link.connected.is_set() for agent in self.agents)
+
+    def status(self) -> Status:
+        """Agents up and the publish rate since the last call."""
+        now = time.monotonic()
+        messages = sum(agent.published for agent in self.agents)
+        samples = sum(agent.published * self._gpus_per_agent[id(agent)] for agent in self.agents)
+        then, last_messages, last_samples = self._published_at
+        self._published_at = (now, messages, samples)
+        elapsed = max(now - then, 1e-9)
+        return Status(
+            len(self.agents),
+            self.up(),
+            (messages - last_messages) / elapsed,
+            (samples - last_samples) / elapsed,
+            self.complaints.total,
+        )
+
+    async def run(self, on_connecting: Callable[[int, int], None] | None = None) -> None:
+        """Connect every agent and drive them until cancelled; then publish their deaths."""
+        _raise_file_limit(len(self.agents) + 256)
+        ticker = asyncio.create_task(self._tick())
+        try:
+            for start in range(0, len(self.agents), CONNECT_BATCH):
+                batch = self.agents[start : start + CONNECT_BATCH]
+                for agent in batch:
+                    agent.start_link()
+                waits = [asyncio.ensure_future(a.link.connected.wait()) for a in batch]
+                await asyncio.wait(waits, timeout=CONNECT_WAIT_S)
+                for wait in waits:
+                    wait.cancel()
+                if on_connecting:
+                    on_connecting(self.up(), len(self.agents))
+            await ticker
+        finally:
+            ticker.cancel()
+            await asyncio.shield(self._shut_down())
+
+    async def _shut_down(self) -> None:
+        """Every agent publishes its death and disconnects cleanly, within STOP_TIMEOUT_S."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                published = await asyncio.gather(*(agent.shut_down() for agent in self.agents))
+                self.deaths_published = sum(published)
+        for agent in self.agents:
+            agent.link.abort()
+            await agent.stop_link()
+
+    async def _tick(self) -> None:
+        """Step every device once per interval, then publish slot by slot."""
+        loop = asyncio.get_running_loop()
+        last = start = loop.time()
+        while True:
+            now = loop.time()
+            for group in self.groups:
+                group.step(now - last, self.rng)
+            last = now
+            monotonic = time.monotonic()
+            for agent in self.agents:
+                agent.expire(monotonic)
+            for slot, agents in enumerate(self._slots):
+                await _sleep_until(loop, start + slot * self.interval_s / PUBLISH_SLOTS)
+                for agent in agents:
+                    await agent.publish_telemetry()
+            start += self.interval_s
+            if loop.time() > start:  # overloaded: start the next interval now
+                start = loop.time()
+            await _sleep_until(loop, start)
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
+    await asyncio.sleep(max(0.0, when - loop.time()))
+
+
+def _gpus(agent: Agent) -> int:
+    return sum(len(agent.nodes) * d.per_node for d in agent.devices if d.name == "gpu")
+
+
+def _groups(site: Site, shard: tuple[int, int], seed: int) -> list[Group]:
+    """Racks of this shard grouped by kind, and network racks by size, with their banks."""
+    index, count = shard
+    by_kind: dict[str, list[Rack]] = defaultdict(list)
+    first_nic: dict[str, list[int]] = defaultdict(list)
+    position = 0
+    for rack, nic in zip(site.racks, site.nic_starts, strict=True):
+        if position % count == index:
+            by_kind[rack.kind.key].append(rack)
+            first_nic[rack.kind.key].append(nic)
+        position += 1
+    by_size: dict[int, list[tuple[str, list[str]]]] = defaultdict(list)
+    for net in site.fabric.net_racks():
+        if position % count == index:
+            by_size[len(net[1])].append(net)
+        position += 1
+    groups = [
+        compute_group(site, racks, first_nic[key], seed + n)
+        for n, (key, racks) in enumerate(sorted(by_kind.items()))
+    ]
+    groups += [
+        switch_group(site, nets, seed + 1000 + size) for size, nets in sorted(by_size.items())
+    ]
+    return groups
+
+
+def _raise_file_limit(wanted: int) -> None:
+    """One socket per agent: raise the open-file limit as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
