@@ -129,13 +129,13 @@ class Agent:
         columns["node"] = columns["node"] - self.first_node
         return spec.pack(columns)
 
-    async def publish_telemetry(self) -> None:
+    def publish_telemetry(self) -> None:
         """Publish this interval's telemetry, if powered and connected (QoS 0: a gap in `seq`
         tells the core what was lost)."""
         if not (self.powered and self.link.connected.is_set()):
             return
         with contextlib.suppress(LinkDown):
-            await self.link.publish(self._topics[AgentTopic.TELEMETRY], encode(self.telemetry()))
+            self.link.send(self._topics[AgentTopic.TELEMETRY], encode(self.telemetry()))
             self.published += 1
 
     async def on_message(self, message: aiomqtt.Message) -> None:

@@ -210,6 +210,19 @@ class Link:
         except aiomqtt.MqttError as error:
             raise LinkDown(f"publish to {self.endpoint.url} failed: {_reason(error)}") from None
 
+    def send(self, topic: str, payload: bytes) -> None:
+        """Publish at QoS 0 without waiting: the packet is queued and written as the socket
+        allows. For high-rate telemetry, where a lost message shows as a sequence gap.
+        LinkDown if the link is not connected."""
+        client = self._client
+        if client is None or not self.connected.is_set():
+            raise LinkDown(f"not connected to {self.endpoint.url}")
+        # aiomqtt's publish waits for paho's on_publish callback even at QoS 0, which costs
+        # more than building the message; paho's own publish only queues it.
+        info = client._client.publish(topic, payload, qos=0)
+        if info.rc != 0:
+            raise LinkDown(f"publish to {self.endpoint.url} failed (code {info.rc})")
+
     def abort(self) -> None:
         """Drop the connection without a DISCONNECT, as a power loss would, so the broker
         sends the will; the owner then cancels `run`."""
