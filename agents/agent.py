@@ -20,7 +20,7 @@ from protocols.commands import AgentCommand, ClearFault, InjectFault, Rebirth, R
 from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
 from protocols.link import Link, LinkDown
-from protocols.messages import Assignment, Birth, Death, Telemetry
+from protocols.messages import Assignment, Birth, CoreStatus, Death, Telemetry
 from protocols.topics import AgentTopic, agent_topic, core_status_topic, parse_topic
 
 log = logging.getLogger("aidc.agents")
@@ -151,15 +151,14 @@ class Agent:
             elif kind == AgentTopic.AGENTCMD:
                 await self.command(codec.AGENT_COMMAND.decode(payload))
             elif kind == "status":
-                await self._core_status(codec.CORE_STATUS.decode(payload).online, payload)
+                await self._core_status(codec.CORE_STATUS.decode(payload))
         except (MessageError, ValueError) as error:
             self._complaints.reject("malformed", f"agent {self.id} rejected {topic}: {error}")
 
-    async def _core_status(self, online: bool, payload: bytes | bytearray) -> None:
+    async def _core_status(self, status: CoreStatus) -> None:
         """A core that comes online learns the fleet from births: send ours again."""
-        session = codec.CORE_STATUS.decode(payload).session
-        if online and session != self._core_session and self.link.session:
-            self._core_session = session
+        if status.online and status.session != self._core_session and self.link.session:
+            self._core_session = status.session
             await self._born(self.link.session)
 
     def apply(self, assignment: Assignment) -> None:
@@ -192,7 +191,7 @@ class Agent:
         """Idle the devices if the core has not assigned anything for a while."""
         if now - self.assigned_at > ASSIGNMENT_TTL_INTERVALS * self.interval_s:
             self.group.idle(self.rack_index, self.first_node, len(self.nodes))
-            self.assigned_at = float("inf")
+            self.assigned_at = float("inf")  # idle until the next assignment
 
     async def command(self, command: AgentCommand) -> None:
         """Carry out an agent command; ValueError (logged by the caller) if it cannot be."""

@@ -68,6 +68,8 @@ class DeviceBank:
     noun: ClassVar[str]
     """One device, for messages: "a GPU"."""
     faults: ClassVar[Mapping[str, Mapping[str, Param]]]
+    idle_load: ClassVar[Mapping[str, float]] = {}
+    """The load fields (others 0) under which a device idles as with no core at all."""
     """Fault kinds this bank takes, and their parameters besides `device_param`."""
 
     def __init__(

@@ -18,7 +18,7 @@ import numpy as np
 
 from agents.agent import Agent
 from agents.complaints import Complaints
-from agents.groups import Group, compute_group, switch_group
+from agents.groups import FaultRates, Group, compute_group, switch_group
 from agents.topology import Rack, Site
 from protocols.endpoint import Endpoint
 
@@ -55,12 +55,13 @@ class Fleet:
         seed: int = 0,
         shard: tuple[int, int] = (0, 1),
         per_node: bool = False,
+        fault_rates: FaultRates | None = None,
     ) -> None:
         self.site = site
         self.interval_s = interval_s
         self.rng = np.random.default_rng(seed)
         self.complaints = Complaints(log)
-        self.groups = _groups(site, shard, seed)
+        self.groups = _groups(site, shard, seed, fault_rates or {})
         # Agents need nothing of MQTT 5, and a 3.1.1 publish is cheaper to build.
         endpoint = dataclasses.replace(endpoint, mqtt5=False)
         voice = logging.getLogger("aidc.link.fleet")
@@ -180,7 +181,7 @@ def _gpus(agent: Agent) -> int:
     return sum(len(agent.nodes) * d.per_node for d in agent.devices if d.name == "gpu")
 
 
-def _groups(site: Site, shard: tuple[int, int], seed: int) -> list[Group]:
+def _groups(site: Site, shard: tuple[int, int], seed: int, rates: FaultRates) -> list[Group]:
     """Racks of this shard grouped by kind, and network racks by size, with their banks."""
     index, count = shard
     by_kind: dict[str, list[Rack]] = defaultdict(list)
@@ -197,11 +198,12 @@ def _groups(site: Site, shard: tuple[int, int], seed: int) -> list[Group]:
             by_size[len(net[1])].append(net)
         position += 1
     groups = [
-        compute_group(site, racks, first_nic[key], seed + n)
+        compute_group(site, racks, first_nic[key], seed + n, rates)
         for n, (key, racks) in enumerate(sorted(by_kind.items()))
     ]
     groups += [
-        switch_group(site, nets, seed + 1000 + size) for size, nets in sorted(by_size.items())
+        switch_group(site, nets, seed + 1000 + size, rates)
+        for size, nets in sorted(by_size.items())
     ]
     return groups
 

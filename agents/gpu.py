@@ -82,6 +82,7 @@ class GpuBank(DeviceBank):
     load_block = GpuLoad
     device_param = "gpu"
     noun = "a GPU"
+    idle_load: ClassVar[Mapping[str, float]] = {"busy": IDLE_BUSY, "dram": IDLE_DRAM}
     faults: ClassVar[Mapping[str, Mapping[str, Param]]] = {
         "xid": {"code": Param(int, 1, XID_CODE_MAX)},
         "cooling": {"severity": Param(float, 0.0, 1.0, 1.0)},

@@ -1,5 +1,6 @@
 """Racks of one shape, stepped together: their device banks, loads and inventories."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +47,13 @@ class Devices:
     def __post_init__(self) -> None:
         rows = self.bank.wire.dtype[0].shape[0]
         self.load = np.zeros(len(self.bank.wire), layout(self.load_block).record_dtype(rows))
+        self.idle(slice(None), slice(None))
         self.refresh()
+
+    def idle(self, racks: int | slice, rows: slice) -> None:
+        """Set the load of some devices to what they do with no core assigning."""
+        for name in self.load.dtype.names or ():
+            self.load[racks][name][..., rows] = self.bank.idle_load.get(name, 0.0)
 
     def refresh(self) -> None:
         """Note which devices report now."""
@@ -77,25 +84,57 @@ class Group:
     def idle(self, rack: int, first_node: int, nodes: int) -> None:
         """Forget the assigned load of some nodes of a rack: with no core, devices idle."""
         for device in self.devices:
-            rows = slice(first_node * device.per_node, (first_node + nodes) * device.per_node)
-            for name in device.load.dtype.names or ():
-                if name != "node":
-                    device.load[rack][name][rows] = 0
+            device.idle(
+                rack, slice(first_node * device.per_node, (first_node + nodes) * device.per_node)
+            )
 
 
-def compute_group(site: Site, racks: list[Rack], first_nic: list[int], seed: int) -> Group:
+FaultRates = Mapping[str, float]
+"""Random faults per device per hour, by kind; each bank takes the kinds it knows."""
+
+RANDOM_FAULT_KINDS = sorted({*GpuBank.faults, *NicBank.faults, *SwitchBank.faults, *LpuBank.faults})
+
+
+def _rates(bank: type[DeviceBank], rates: FaultRates) -> dict[str, float]:
+    return {kind: rate for kind, rate in rates.items() if kind in bank.faults}
+
+
+def compute_group(
+    site: Site, racks: list[Rack], first_nic: list[int], seed: int, rates: FaultRates
+) -> Group:
     """A group of compute racks of one kind; `first_nic` is each rack's first NIC in the site."""
     kind = racks[0].kind
     rng = np.random.default_rng(seed)
     devices = []
     if kind.gpu is not None:
-        bank = GpuBank(kind.gpu, len(racks), kind.nodes_per_rack, kind.gpus_per_node, rng)
+        bank = GpuBank(
+            kind.gpu,
+            len(racks),
+            kind.nodes_per_rack,
+            kind.gpus_per_node,
+            rng,
+            _rates(GpuBank, rates),
+        )
         devices.append(Devices("gpu", bank, GpuColumns, GpuLoad, kind.gpus_per_node))
     if kind.nic is not None and kind.nics_per_node:
-        nics = NicBank(kind.nic, len(racks), kind.nodes_per_rack, kind.nics_per_node, rng)
+        nics = NicBank(
+            kind.nic,
+            len(racks),
+            kind.nodes_per_rack,
+            kind.nics_per_node,
+            rng,
+            _rates(NicBank, rates),
+        )
         devices.append(Devices("nic", nics, NicColumns, NicLoad, kind.nics_per_node))
     if kind.lpu is not None:
-        lpus = LpuBank(kind.lpu, len(racks), kind.nodes_per_rack, kind.lpus_per_node, rng)
+        lpus = LpuBank(
+            kind.lpu,
+            len(racks),
+            kind.nodes_per_rack,
+            kind.lpus_per_node,
+            rng,
+            _rates(LpuBank, rates),
+        )
         devices.append(Devices("lpu", lpus, LpuColumns, LpuLoad, kind.lpus_per_node))
     inventories = [
         _compute_inventory(site, rack, kind, nic)
@@ -160,10 +199,19 @@ def _uuid(site: str, node: str, index: int) -> str:
     return f"GPU-{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:32]}"
 
 
-def switch_group(site: Site, net: list[tuple[str, list[str]]], seed: int) -> Group:
+def switch_group(
+    site: Site, net: list[tuple[str, list[str]]], seed: int, rates: FaultRates
+) -> Group:
     """A group of network racks holding the same number of switches."""
     per_rack = len(net[0][1])
-    bank = SwitchBank(SPECTRUM_4, len(net), per_rack, SPECTRUM_4.ports, np.random.default_rng(seed))
+    bank = SwitchBank(
+        SPECTRUM_4,
+        len(net),
+        per_rack,
+        SPECTRUM_4.ports,
+        np.random.default_rng(seed),
+        _rates(SwitchBank, rates),
+    )
     inventories = [
         [
             NodeInventory(

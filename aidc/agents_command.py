@@ -32,6 +32,7 @@ async def run_agents(args: argparse.Namespace, password: str | None) -> None:
             seed=args.seed,
             shard=args.shard,
             per_node=args.connection == "node",
+            fault_rates=dict(args.fault_rate),
         )
         shard = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard[1] > 1 else ""
         print(

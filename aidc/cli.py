@@ -126,6 +126,23 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _fault_rate(text: str) -> tuple[str, float]:
+    from agents.groups import RANDOM_FAULT_KINDS
+
+    kind, _, rate = text.partition("=")
+    if kind not in RANDOM_FAULT_KINDS:
+        raise argparse.ArgumentTypeError(
+            f"{kind!r} is not a fault kind ({', '.join(RANDOM_FAULT_KINDS)})"
+        )
+    try:
+        value = float(rate)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"rate {rate!r} is not a number of faults per hour >= 0")
+    return kind, value
+
+
 def _run_agents(args: argparse.Namespace) -> int:
     from agents.topology import TopologyError
     from aidc.agents_command import run_agents
@@ -210,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="one MQTT connection per rack (default: one birth, will and telemetry message per "
         "rack per interval) or per node (a node's death is its own, at 18x the connections "
         "and messages for an NVL72 rack)",
+    )
+    agents.add_argument(
+        "--fault-rate",
+        type=_fault_rate,
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help="random faults per device per hour, e.g. xid=0.001 (repeatable; kinds: "
+        "xid, cooling, link_flap, pause_storm, lpu_chip)",
     )
     agents.set_defaults(run=_run_agents)
 

@@ -4,10 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agents.catalog import RACK_KINDS
-from agents.fleet import _groups
+from agents.fleet import Fleet, _groups
 from agents.groups import _port_peer
 from agents.topology import (
     Fabric,
@@ -17,6 +18,7 @@ from agents.topology import (
     load_site,
     parse_shard,
 )
+from protocols.endpoint import Endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = """
@@ -103,7 +105,7 @@ def test_cabling_is_consistent_from_both_ends() -> None:
 
 def test_shards_split_the_site_without_overlap() -> None:
     site = generated_site("dc1", 7, "hgx-h100")
-    shards = [_groups(site, (i, 3), seed=0) for i in range(3)]
+    shards = [_groups(site, (i, 3), seed=0, rates={}) for i in range(3)]
     racks = [rack for groups in shards for group in groups for rack in group.racks]
     assert sorted(racks) == sorted([r.rack for r in site.racks] + ["net01"])
 
@@ -124,6 +126,8 @@ def test_bad_shards(text: str) -> None:
         (["--interval", "-1", "--racks", "1"], "'-1' is not above 0"),
         ([], "give --topology FILE or --racks N"),
         (["--topology", "/nope.toml"], "cannot read topology /nope.toml"),
+        (["--racks", "1", "--fault-rate", "fire=1"], "'fire' is not a fault kind"),
+        (["--racks", "1", "--fault-rate", "xid=-2"], "rate '-2' is not a number of faults"),
     ],
 )
 def test_agents_command_errors_are_one_line(args: list[str], message: str) -> None:
@@ -142,3 +146,19 @@ def test_agents_command_errors_are_one_line(args: list[str], message: str) -> No
 def test_every_rack_kind_can_be_generated() -> None:
     for kind in RACK_KINDS:
         assert generated_site("dc1", 1, kind).racks[0].kind.key == kind
+
+
+def test_fault_rates_reach_the_banks_that_know_the_kind() -> None:
+    site = generated_site("dc1", 2, "hgx-h100")
+    fleet = Fleet(site, Endpoint("127.0.0.1", 1), fault_rates={"xid": 3600.0, "lpu_chip": 1.0})
+    gpus = next(d for g in fleet.groups for d in g.devices if d.name == "gpu")
+    assert gpus.bank.fault_rates == {"xid": 3600.0}
+    for _ in range(3):
+        for group in fleet.groups:
+            group.step(1.0, fleet.rng)
+    assert np.count_nonzero(gpus.bank.wire["DCGM_FI_DEV_XID_ERRORS"]) > 0
+    quiet = Fleet(site, Endpoint("127.0.0.1", 1))
+    for group in quiet.groups:
+        group.step(3.0, quiet.rng)
+    quiet_gpus = next(d for g in quiet.groups for d in g.devices if d.name == "gpu")
+    assert np.count_nonzero(quiet_gpus.bank.wire["DCGM_FI_DEV_XID_ERRORS"]) == 0
