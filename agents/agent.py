@@ -11,12 +11,12 @@ from typing import Any
 import aiomqtt
 import numpy as np
 
-from agents.complaints import Complaints
 from agents.groups import Devices, Group
 from protocols import codec
 from protocols.codec import arrays, encode
 from protocols.columns import Columns, layout
 from protocols.commands import AgentCommand, ClearFault, InjectFault, Rebirth, Reboot
+from protocols.complaints import Complaints
 from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
 from protocols.link import Link, LinkDown

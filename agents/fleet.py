@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.agent import Agent
-from agents.complaints import Complaints
 from agents.groups import FaultRates, Group, compute_group, switch_group
 from agents.topology import Rack, Site
+from protocols.complaints import Complaints
 from protocols.endpoint import Endpoint
 
 log = logging.getLogger("aidc.agents")

@@ -1,0 +1,225 @@
+"""What the core knows of the fleet, learned only from births, deaths and telemetry:
+racks, agents, nodes and every device's latest samples, as structure-of-arrays tables."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from protocols.codec import arrays
+from protocols.columns import (
+    Columns,
+    GpuColumns,
+    LpuColumns,
+    NicColumns,
+    PortColumns,
+    Record,
+    layout,
+)
+from protocols.errors import MessageError
+from protocols.messages import Birth, Death, NodeInventory, Telemetry
+from sim.tables import Table
+
+DEVICE_BLOCKS: dict[str, type[Columns]] = {
+    "gpu": GpuColumns,
+    "nic": NicColumns,
+    "port": PortColumns,
+    "lpu": LpuColumns,
+}
+"""Device kinds by their Telemetry field."""
+NODE_KINDS = {"gpu": 0, "lpu": 1, "switch": 2}
+
+
+def _inventory_counts(node: NodeInventory) -> dict[str, int]:
+    return {
+        "gpu": len(node.gpus),
+        "nic": len(node.nics),
+        "port": len(node.ports),
+        "lpu": len(node.lpus),
+    }
+
+
+@njit(cache=True)
+def _scatter(rows: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
+    for j in range(rows.shape[0]):
+        row = rows[j]
+        for lane in range(values.shape[0]):
+            out[lane, row] = values[lane, j]
+
+
+def scatter(
+    rows: npt.NDArray[np.intp], values: npt.NDArray[np.generic], out: npt.NDArray[np.generic]
+) -> None:
+    """`out[:, rows] = values`: one sample column per row, every field at once."""
+    if values.ndim != 2 or out.ndim != 2 or values.shape != (out.shape[0], rows.shape[0]):
+        raise ValueError(
+            f"values {values.shape} do not match rows {rows.shape} and out {out.shape}"
+        )
+    if rows.size and (rows.min() < 0 or rows.max() >= out.shape[1]):
+        raise ValueError("a row is outside the table")
+    _scatter(rows, values, out)
+
+
+class DeviceTable:
+    """Every device of one kind: its node and slot, and its latest gauges and counters."""
+
+    def __init__(self, block: type[Columns]) -> None:
+        spec = layout(block)
+        self.index_column = spec.names[1]
+        self.gauges = [n for n, c in spec.columns.items() if c.kind == "gauge"]
+        self.counters = [n for n, c in spec.columns.items() if c.kind == "counter"]
+        self.table = Table(
+            {
+                "node": np.int32,
+                "slot": np.int32,
+                "present": np.bool_,
+                "seen": np.float64,
+                "gauges": np.float32,
+                "counters": np.uint64,
+            },
+            width={"gauges": len(self.gauges), "counters": len(self.counters)},
+        )
+
+    def gauge(self, name: str) -> npt.NDArray[np.float32]:
+        """One gauge of every device."""
+        gauges: npt.NDArray[np.float32] = self.table["gauges"][self.gauges.index(name)]
+        return gauges
+
+    def ingest(self, rows: npt.NDArray[np.intp], record: Record, now: float) -> None:
+        """Store one telemetry block's samples in `rows`."""
+        gauges = np.stack([record[n] for n in self.gauges]).astype(np.float32, copy=False)
+        scatter(rows, gauges, self.table["gauges"])
+        if self.counters:
+            counters = np.stack([record[n] for n in self.counters]).astype(np.uint64, copy=False)
+            scatter(rows, counters, self.table["counters"])
+        self.table["present"][rows] = True
+        self.table["seen"][rows] = now
+
+
+@dataclass
+class AgentView:
+    """What the core remembers of one agent between its messages."""
+
+    nodes: list[str]
+    node_rows: npt.NDArray[np.intp]
+    device_rows: dict[str, npt.NDArray[np.intp]]
+    """Rows of every device of the agent's nodes, by kind."""
+    session: int
+    seq: int = 0
+    gaps: int = 0
+    alive: bool = True
+    seen: float = 0.0
+    interval_s: float = 1.0
+    rack: str = ""
+
+
+@dataclass
+class Counts:
+    """Messages ingested and rejected, by reason."""
+
+    ingested: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        """Count one rejection."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+
+class FleetState:
+    """Racks, agents, nodes and devices, as births, deaths and telemetry describe them."""
+
+    def __init__(self) -> None:
+        self.racks = Table({})
+        self.nodes = Table(
+            {"rack": np.int32, "kind": np.uint8}
+            | {f"first_{kind}": np.int32 for kind in DEVICE_BLOCKS}
+            | {f"{kind}s": np.int32 for kind in DEVICE_BLOCKS}
+        )
+        self.devices = {kind: DeviceTable(block) for kind, block in DEVICE_BLOCKS.items()}
+        self.agents: dict[str, AgentView] = {}
+        self.counts = Counts()
+
+    def on_birth(self, birth: Birth, now: float) -> None:
+        """Learn an agent's nodes and devices (again, after a reconnect)."""
+        rack = int(self.racks.add([birth.rack])[0])
+        node_rows = self.nodes.add([n.node for n in birth.nodes])
+        for row, node in zip(node_rows.tolist(), birth.nodes, strict=True):
+            self.nodes["rack"][row] = rack
+            self.nodes["kind"][row] = NODE_KINDS[node.kind]
+            for kind, count in _inventory_counts(node).items():
+                if self.nodes[f"{kind}s"][row] != count:
+                    first = self.devices[kind].table.add_anonymous(count)
+                    self.nodes[f"first_{kind}"][row] = first[0] if count else 0
+                    self.nodes[f"{kind}s"][row] = count
+                    self.devices[kind].table["node"][first] = row
+                    self.devices[kind].table["slot"][first] = np.arange(count)
+        self.agents[birth.agent] = AgentView(
+            [n.node for n in birth.nodes],
+            node_rows,
+            {kind: self._device_rows(node_rows, kind) for kind in DEVICE_BLOCKS},
+            birth.session,
+            seen=now,
+            interval_s=birth.interval_s,
+            rack=birth.rack,
+        )
+
+    def on_death(self, death: Death) -> bool:
+        """An agent died (its will) or stopped; False if the death is of an older session."""
+        agent = self.agents.get(death.agent)
+        if agent is None or death.session != agent.session:
+            return False
+        agent.alive = False
+        for kind, devices in self.devices.items():
+            devices.table["present"][agent.device_rows[kind]] = False
+        return True
+
+    def _device_rows(self, node_rows: npt.NDArray[np.intp], kind: str) -> npt.NDArray[np.intp]:
+        firsts = self.nodes[f"first_{kind}"][node_rows]
+        counts = self.nodes[f"{kind}s"][node_rows]
+        if not counts.any():
+            return np.empty(0, np.intp)
+        return np.concatenate([np.arange(f, f + c) for f, c in zip(firsts, counts, strict=True)])
+
+    def on_telemetry(self, message: Telemetry, now: float) -> str | None:
+        """Store a telemetry batch; the reason it was rejected, or None."""
+        agent = self.agents.get(message.agent)
+        if agent is None:
+            return self._reject("unknown agent", f"telemetry from unknown agent {message.agent}")
+        if message.session != agent.session:
+            return self._reject("stale session", f"telemetry of an old session of {message.agent}")
+        if message.nodes == agent.nodes:
+            node_rows, device_rows = agent.node_rows, agent.device_rows
+        else:
+            rows = [self.nodes.rows.get(n, -1) for n in message.nodes]
+            if -1 in rows:
+                return self._reject(
+                    "unknown node", f"telemetry of {message.agent} names an unknown node"
+                )
+            node_rows = np.array(rows, np.intp)
+            device_rows = {kind: self._device_rows(node_rows, kind) for kind in DEVICE_BLOCKS}
+        try:
+            blocks = {kind: arrays(message, kind) for kind in DEVICE_BLOCKS}
+        except MessageError as error:
+            return self._reject("malformed", str(error))
+        for kind, record in blocks.items():
+            if record is None:
+                continue
+            devices = self.devices[kind]
+            nodes = node_rows[record["node"]]
+            slots = record[devices.index_column].astype(np.intp)
+            if slots.size and bool(np.any(slots >= self.nodes[f"{kind}s"][nodes])):
+                return self._reject(
+                    "unknown device", f"telemetry of {message.agent} names an unknown {kind}"
+                )
+            devices.table["present"][device_rows[kind]] = False
+            devices.ingest(self.nodes[f"first_{kind}"][nodes] + slots, record, now)
+        if agent.seq and message.seq > agent.seq + 1:
+            agent.gaps += message.seq - agent.seq - 1
+        agent.seq, agent.seen, agent.alive = message.seq, now, True
+        self.counts.ingested += 1
+        return None
+
+    def _reject(self, reason: str, sentence: str) -> str:
+        self.counts.reject(reason)
+        return sentence

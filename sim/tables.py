@@ -1,0 +1,67 @@
+"""Growable structure-of-arrays tables with an index from ids to rows."""
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+INITIAL_CAPACITY = 64
+
+
+class Table:
+    """Rows of named numpy columns, one dtype each, found by id; rows are never reused.
+
+    `columns[name]` is a view of the first `len(table)` rows; it is replaced when the table
+    grows, so look it up again after `add`.
+    """
+
+    def __init__(self, dtypes: Mapping[str, npt.DTypeLike], width: Mapping[str, int] | None = None):
+        self._dtypes = {name: np.dtype(dtype) for name, dtype in dtypes.items()}
+        self._width = dict(width or {})
+        self._capacity = INITIAL_CAPACITY
+        self._data = {name: self._empty(name, self._capacity) for name in self._dtypes}
+        self.ids: list[str] = []
+        self.rows: dict[str, int] = {}
+
+    def _empty(self, name: str, capacity: int) -> npt.NDArray[np.generic]:
+        width = self._width.get(name)
+        shape = (width, capacity) if width else (capacity,)
+        return np.zeros(shape, self._dtypes[name])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, ids: list[str]) -> npt.NDArray[np.intp]:
+        """Rows for new ids (zeroed), or the existing rows of ids already present."""
+        rows = np.empty(len(ids), np.intp)
+        for i, item in enumerate(ids):
+            row = self.rows.get(item)
+            if row is None:
+                row = self.rows[item] = len(self.ids)
+                self.ids.append(item)
+            rows[i] = row
+        if len(self.ids) > self._capacity:
+            self._grow(len(self.ids))
+        return rows
+
+    def add_anonymous(self, count: int) -> npt.NDArray[np.intp]:
+        """`count` new rows with no id (devices, found through their node)."""
+        start = len(self.ids)
+        self.ids.extend([""] * count)
+        if len(self.ids) > self._capacity:
+            self._grow(len(self.ids))
+        return np.arange(start, start + count)
+
+    def _grow(self, needed: int) -> None:
+        capacity = self._capacity
+        while capacity < needed:
+            capacity *= 2
+        for name, old in self._data.items():
+            new = self._empty(name, capacity)
+            new[..., : self._capacity] = old
+            self._data[name] = new
+        self._capacity = capacity
+
+    def __getitem__(self, name: str) -> npt.NDArray[np.generic]:
+        """The live rows of one column (all `width` lanes of a 2-D column)."""
+        return self._data[name][..., : len(self.ids)]
