@@ -1,5 +1,7 @@
 """The fluid serving model: its kernel against its twin, and queueing it must get right."""
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -55,16 +57,16 @@ def test_throughput_follows_load_then_saturates_and_latency_rises() -> None:
     p = params(20)
     throughput, ttft_p50 = [], []
     for rate in (2.0, 8.0, 16.0, 30.0, 60.0, 120.0):
-        arrivals, _adm, completed, *_rest, ttft, _itl, _e2e, _kv = run(
+        _arrivals, _adm, completed, *_rest, ttft, _itl, _e2e, _kv = run(
             p, rate, 0.05, 4000, warmup=2000
         )
         throughput.append(completed.sum() / (2000 * 0.05 * 20))
         ttft_p50.append(float(np.median(ttft)))
     assert throughput[0] == pytest.approx(2.0, rel=0.05)
-    assert all(b >= a * 0.98 for a, b in zip(throughput, throughput[1:], strict=False))
+    assert all(b >= a * 0.98 for a, b in itertools.pairwise(throughput))
     assert throughput[-1] == pytest.approx(throughput[-2], rel=0.05), "no plateau at capacity"
     assert throughput[-1] < 60.0
-    assert all(b >= a for a, b in zip(ttft_p50, ttft_p50[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(ttft_p50))
     assert ttft_p50[-1] > 10 * ttft_p50[0]
 
 
