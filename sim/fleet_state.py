@@ -31,12 +31,14 @@ DEVICE_BLOCKS: dict[str, type[Columns]] = {
 NODE_KINDS = {"gpu": 0, "lpu": 1, "switch": 2}
 
 
-def _inventory_counts(node: NodeInventory) -> dict[str, int]:
+def _inventory(node: NodeInventory, rack: str) -> dict[str, list[tuple[str, str]]]:
+    """Each kind of device of a node as (model name, domain): GPUs of one NVLink domain can
+    form a tensor-parallel replica; an LPU replica spans the chips of its rack."""
     return {
-        "gpu": len(node.gpus),
-        "nic": len(node.nics),
-        "port": len(node.ports),
-        "lpu": len(node.lpus),
+        "gpu": [(g.model, g.nvlink_domain or node.node) for g in node.gpus],
+        "nic": [(n.model, node.node) for n in node.nics],
+        "port": [("switch port", node.node) for _ in node.ports],
+        "lpu": [(c.model, rack) for c in node.lpus],
     }
 
 
@@ -73,6 +75,8 @@ class DeviceTable:
             {
                 "node": np.int32,
                 "slot": np.int32,
+                "model": np.int32,
+                "domain": np.int32,
                 "present": np.bool_,
                 "seen": np.float64,
                 "gauges": np.float32,
@@ -131,6 +135,10 @@ class FleetState:
 
     def __init__(self) -> None:
         self.racks = Table({})
+        self.models = Table({})
+        """Device model names, interned: the `model` column of the device tables."""
+        self.domains = Table({})
+        """NVLink domains (LPU racks), interned: the `domain` column of the device tables."""
         self.nodes = Table(
             {"rack": np.int32, "kind": np.uint8}
             | {f"first_{kind}": np.int32 for kind in DEVICE_BLOCKS}
@@ -147,13 +155,18 @@ class FleetState:
         for row, node in zip(node_rows.tolist(), birth.nodes, strict=True):
             self.nodes["rack"][row] = rack
             self.nodes["kind"][row] = NODE_KINDS[node.kind]
-            for kind, count in _inventory_counts(node).items():
+            for kind, devices in _inventory(node, birth.rack).items():
+                count = len(devices)
+                table = self.devices[kind].table
                 if self.nodes[f"{kind}s"][row] != count:
-                    first = self.devices[kind].table.add_anonymous(count)
+                    first = table.add_anonymous(count)
                     self.nodes[f"first_{kind}"][row] = first[0] if count else 0
                     self.nodes[f"{kind}s"][row] = count
-                    self.devices[kind].table["node"][first] = row
-                    self.devices[kind].table["slot"][first] = np.arange(count)
+                    table["node"][first] = row
+                    table["slot"][first] = np.arange(count)
+                rows = self.nodes[f"first_{kind}"][row] + np.arange(count)
+                table["model"][rows] = self.models.add([model for model, _ in devices])
+                table["domain"][rows] = self.domains.add([domain for _, domain in devices])
         self.agents[birth.agent] = AgentView(
             [n.node for n in birth.nodes],
             node_rows,

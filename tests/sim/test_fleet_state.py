@@ -29,6 +29,11 @@ def test_a_birth_creates_racks_nodes_and_devices() -> None:
     assert list(state.devices["gpu"].table["slot"]) == [0, 1, 2, 3] * 2
     state.on_birth(BIRTH, now=101.0)
     assert len(state.devices["gpu"].table) == 8, "a re-birth must not add devices"
+    gpus = state.devices["gpu"].table
+    assert [state.models.ids[m] for m in gpus["model"]] == ["NVIDIA GB200"] * 8
+    assert [state.domains.ids[d] for d in gpus["domain"]] == ["r001-nvl"] * 8
+    nics = state.devices["nic"].table
+    assert [state.domains.ids[d] for d in nics["domain"]] == ["r001-n01"] * 4 + ["r001-n02"] * 4
 
 
 def test_telemetry_lands_in_the_rows_of_its_devices() -> None:
