@@ -1,6 +1,7 @@
 """Growable structure-of-arrays tables with an index from ids to rows."""
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +63,6 @@ class Table:
             self._data[name] = new
         self._capacity = capacity
 
-    def __getitem__(self, name: str) -> npt.NDArray[np.generic]:
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
         """The live rows of one column (all `width` lanes of a 2-D column)."""
         return self._data[name][..., : len(self.ids)]

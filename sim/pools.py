@@ -1,0 +1,194 @@
+"""Pools of replicas: placement of tensor-parallel replicas on free healthy devices of one
+NVLink domain, warm-up, graceful scale-down, and the per-replica arrays the serving kernel
+takes."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from sim.catalog import Accelerator, LlmModel, accelerator, llm_model
+from sim.fleet_state import FleetState
+from sim.roofline import ReplicaPerf, replica_perf
+from sim.serving import ReplicaParams, ReplicaState
+from sim.tables import Table
+
+WARMING, READY, DRAINING, STOPPED = 0, 1, 2, 3
+"""Replica states."""
+LOAD_BYTES_PER_S_PER_DEVICE = 2e9
+"""How fast a device loads its share of the weights (storage and PCIe): sets warm-up time."""
+LOAD_FIXED_S = 20.0
+"""Container start, engine init and CUDA graph capture before the weights load."""
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """What a pool serves, on what, how wide each replica is, and how many it starts with."""
+
+    pool: str
+    model: str
+    hardware: str
+    """The device model name agents publish (nvidia-smi's name for GPUs)."""
+    tensor_parallel: int
+    replicas: int = 1
+    min_available: int = 1
+    policy: str = "least_outstanding"
+    prompt_tokens: float = 1000.0
+    output_tokens: float = 250.0
+
+
+@dataclass
+class Pool:
+    """A pool's spec, the roofline of its replicas and its desired size."""
+
+    spec: PoolSpec
+    model: LlmModel
+    accelerator: Accelerator
+    perf: ReplicaPerf
+    desired: int
+    replicas: list[int] = field(default_factory=list)
+    """Rows of its replicas that are not stopped."""
+
+    @property
+    def warm_up_s(self) -> float:
+        """Seconds from placement to serving: engine start plus loading the weights."""
+        return LOAD_FIXED_S + self.perf.weight_bytes_per_device / LOAD_BYTES_PER_S_PER_DEVICE
+
+
+class Pools:
+    """Every pool and replica of the site, and which devices each replica holds."""
+
+    def __init__(self, fleet: FleetState) -> None:
+        self.fleet = fleet
+        self.pools: dict[str, Pool] = {}
+        self.replicas = Table({"pool": np.int32, "state": np.uint8, "ready_at": np.float64})
+        self.devices: list[npt.NDArray[np.intp]] = []
+        """Device rows of each replica (GPUs, or LPU chips)."""
+        self.kind: list[str] = []
+        self.owner: dict[str, npt.NDArray[np.int64]] = {
+            "gpu": np.full(0, -1),
+            "lpu": np.full(0, -1),
+        }
+        self.state = ReplicaState.empty(0)
+
+    def add(self, spec: PoolSpec) -> Pool:
+        """A new pool (its replicas are placed by `reconcile`); ValueError if it cannot be."""
+        model, device = llm_model(spec.model), accelerator(spec.hardware)
+        if spec.pool in self.pools:
+            raise ValueError(f"pool {spec.pool!r} exists already")
+        pool = Pool(
+            spec, model, device, replica_perf(model, device, spec.tensor_parallel), spec.replicas
+        )
+        self.pools[spec.pool] = pool
+        return pool
+
+    def _owners(self, kind: str) -> npt.NDArray[np.int64]:
+        """Which replica holds each device (-1: none), grown to the fleet's size."""
+        size = len(self.fleet.devices[kind].table)
+        owner = self.owner[kind]
+        if owner.shape[0] < size:
+            owner = self.owner[kind] = np.concatenate([owner, np.full(size - owner.shape[0], -1)])
+        return owner
+
+    def place(self, pool: Pool, schedulable: npt.NDArray[np.bool_], now: float) -> int | None:
+        """Put one replica of `pool` on free schedulable devices of its model in one domain,
+        best fit (the domain with the fewest such devices that still has enough); its row."""
+        kind = pool.accelerator.kind
+        table = self.fleet.devices[kind].table
+        if pool.spec.hardware not in self.fleet.models.rows:
+            return None
+        model = self.fleet.models.rows[pool.spec.hardware]
+        owner = self._owners(kind)
+        free = schedulable & (owner[: len(table)] < 0) & (table["model"] == model)
+        domains, counts = np.unique(table["domain"][free], return_counts=True)
+        fitting = counts >= pool.spec.tensor_parallel
+        if not fitting.any():
+            return None
+        domain = domains[fitting][np.argmin(counts[fitting])]
+        devices = np.flatnonzero(free & (table["domain"] == domain))[: pool.spec.tensor_parallel]
+        row = int(self.replicas.add_anonymous(1)[0])
+        self.replicas["pool"][row] = list(self.pools).index(pool.spec.pool)
+        self.replicas["state"][row] = WARMING
+        self.replicas["ready_at"][row] = now + pool.warm_up_s
+        self.devices.append(devices)
+        self.kind.append(kind)
+        owner[devices] = row
+        pool.replicas.append(row)
+        self._grow_state()
+        return row
+
+    def _grow_state(self) -> None:
+        n, old = len(self.replicas), self.state
+        if old.waiting.shape[0] < n:
+            pad = n - old.waiting.shape[0]
+            self.state = ReplicaState(
+                *(np.concatenate([a, np.zeros(pad)]) for a in vars(old).values())
+            )
+
+    def stop(self, row: int) -> tuple[float, float]:
+        """Take a replica out of service now and free its devices; the requests it dropped
+        (waiting, running)."""
+        pool = self._pool_of(row)
+        self.replicas["state"][row] = STOPPED
+        self.owner[self.kind[row]][self.devices[row]] = -1
+        pool.replicas.remove(row)
+        dropped = (float(self.state.waiting[row]), float(self.state.running[row]))
+        self.state.waiting[row] = self.state.backlog_s[row] = self.state.running[row] = 0.0
+        return dropped
+
+    def _pool_of(self, row: int) -> Pool:
+        return list(self.pools.values())[int(self.replicas["pool"][row])]
+
+    def drain(self, row: int) -> None:
+        """Stop sending a replica new requests; `retire` stops it once it is empty."""
+        if self.replicas["state"][row] in (WARMING, READY):
+            self.replicas["state"][row] = DRAINING
+
+    def counts(self, pool: Pool) -> dict[int, int]:
+        """The pool's replicas by state."""
+        states = self.replicas["state"][pool.replicas]
+        return {
+            state: int(np.count_nonzero(states == state)) for state in (WARMING, READY, DRAINING)
+        }
+
+    def reconcile(self, schedulable: dict[str, npt.NDArray[np.bool_]], now: float) -> list[str]:
+        """Warm replicas become ready; pools grow toward or shrink to their desired size;
+        empty draining replicas stop. Sentences for what could not be done."""
+        problems = []
+        states = self.replicas["state"]
+        states[(states == WARMING) & (self.replicas["ready_at"] <= now)] = READY
+        for pool in self.pools.values():
+            active = [r for r in pool.replicas if states[r] in (WARMING, READY)]
+            for row in active[pool.desired :][::-1]:
+                self.drain(row)
+            missing = pool.desired - len(active)
+            while (
+                missing > 0
+                and self.place(pool, schedulable[pool.accelerator.kind], now) is not None
+            ):
+                missing -= 1
+            if missing > 0:
+                problems.append(
+                    f"pool {pool.spec.pool}: no room for {missing} more replica(s) of "
+                    f"{pool.spec.tensor_parallel} x {pool.spec.hardware}"
+                )
+        for row in np.flatnonzero(states == DRAINING).tolist():
+            if self.state.waiting[row] < 1e-6 and self.state.running[row] < 1e-6:
+                self.stop(row)
+        return problems
+
+    def serving_params(self) -> ReplicaParams:
+        """The roofline constants of every replica, for the serving kernel."""
+        pools = list(self.pools.values())
+        of = [pools[int(p)] for p in self.replicas["pool"]]
+        column = {
+            "prompt_tokens": [p.spec.prompt_tokens for p in of],
+            "output_tokens": [p.spec.output_tokens for p in of],
+            "prefill_s_per_token": [p.perf.prefill_s_per_token for p in of],
+            "decode_fixed_s": [p.perf.decode_fixed_s for p in of],
+            "decode_s_per_context_token": [p.perf.decode_s_per_context_token for p in of],
+            "decode_s_per_sequence": [p.perf.decode_s_per_sequence for p in of],
+            "kv_capacity_tokens": [float(p.perf.kv_capacity_tokens) for p in of],
+            "max_sequences": [256.0 for _ in of],
+        }
+        return ReplicaParams(**{k: np.asarray(v, np.float64) for k, v in column.items()})

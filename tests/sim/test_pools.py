@@ -1,0 +1,133 @@
+"""Placement of replicas on devices, warm-up, scaling and the serving parameters of pools."""
+
+import numpy as np
+import pytest
+
+from protocols.messages import Birth, GpuInfo, NodeInventory
+from sim.fleet_state import FleetState
+from sim.pools import DRAINING, READY, STOPPED, WARMING, Pools, PoolSpec
+
+H100 = "NVIDIA H100 80GB HBM3"
+
+
+def hgx_rack(rack: str, nodes: int) -> Birth:
+    """A rack of HGX H100 nodes, one NVLink domain per node."""
+    inventory = [
+        NodeInventory(
+            f"{rack}-n{n}",
+            "gpu",
+            "HGX H100",
+            gpus=[
+                GpuInfo(i, f"GPU-{rack}-{n}-{i}", H100, 81559, 700.0, f"{rack}-n{n}")
+                for i in range(8)
+            ],
+        )
+        for n in range(nodes)
+    ]
+    return Birth(rack, rack, 1, 0.0, 1.0, inventory)
+
+
+def site(nodes: int = 2) -> tuple[FleetState, Pools]:
+    fleet = FleetState()
+    fleet.on_birth(hgx_rack("r1", nodes), 0.0)
+    return fleet, Pools(fleet)
+
+
+def everywhere(fleet: FleetState) -> dict[str, np.ndarray]:
+    return {kind: np.ones(len(d.table), bool) for kind, d in fleet.devices.items()}
+
+
+SPEC = PoolSpec("llama-70b-h100", "llama-3-1-70b", H100, tensor_parallel=4, replicas=3)
+
+
+def test_replicas_are_packed_into_one_nvlink_domain_each() -> None:
+    fleet, pools = site(2)
+    pool = pools.add(SPEC)
+    assert pools.reconcile(everywhere(fleet), now=0.0) == []
+    assert len(pool.replicas) == 3
+    domains = fleet.devices["gpu"].table["domain"]
+    for row in pool.replicas:
+        assert len(set(domains[pools.devices[row]].tolist())) == 1
+        assert len(pools.devices[row]) == 4
+    used = np.concatenate([pools.devices[r] for r in pool.replicas])
+    assert len(set(used.tolist())) == 12, "a GPU holds at most one replica"
+    # best fit: the third replica goes where 4 GPUs were left, not to a fresh node
+    assert sorted(np.bincount(domains[used]).tolist()) == [4, 8]
+
+
+def test_warm_up_then_ready() -> None:
+    fleet, pools = site(1)
+    pool = pools.add(PoolSpec("p", "llama-3-1-70b", H100, 8, replicas=1))
+    pools.reconcile(everywhere(fleet), now=100.0)
+    (row,) = pool.replicas
+    assert pools.replicas["state"][row] == WARMING
+    assert pool.warm_up_s > 20.0
+    pools.reconcile(everywhere(fleet), now=100.0 + pool.warm_up_s - 1)
+    assert pools.replicas["state"][row] == WARMING
+    pools.reconcile(everywhere(fleet), now=100.0 + pool.warm_up_s)
+    assert pools.replicas["state"][row] == READY
+
+
+def test_not_enough_room_is_said_and_the_rest_is_placed() -> None:
+    fleet, pools = site(1)
+    pool = pools.add(PoolSpec("p", "llama-3-1-70b", H100, 4, replicas=3))
+    problems = pools.reconcile(everywhere(fleet), now=0.0)
+    assert len(pool.replicas) == 2
+    assert problems == ["pool p: no room for 1 more replica(s) of 4 x NVIDIA H100 80GB HBM3"]
+
+
+def test_unschedulable_devices_are_not_used() -> None:
+    fleet, pools = site(2)
+    pool = pools.add(PoolSpec("p", "llama-3-1-70b", H100, 8, replicas=2))
+    allowed = everywhere(fleet)
+    allowed["gpu"][:8] = False  # node 0 cordoned
+    pools.reconcile(allowed, now=0.0)
+    assert len(pool.replicas) == 1
+    assert pools.devices[pool.replicas[0]].min() >= 8
+
+
+def test_scaling_down_drains_then_stops_when_empty() -> None:
+    fleet, pools = site(2)
+    pool = pools.add(SPEC)
+    pools.reconcile(everywhere(fleet), now=0.0)
+    last = pool.replicas[-1]
+    pools.state.running[last] = 3.0
+    pool.desired = 2
+    pools.reconcile(everywhere(fleet), now=1.0)
+    assert pools.replicas["state"][last] == DRAINING
+    assert pools.counts(pool) == {WARMING: 2, READY: 0, DRAINING: 1}
+    pools.state.running[last] = 0.0
+    pools.reconcile(everywhere(fleet), now=2.0)
+    assert pools.replicas["state"][last] == STOPPED
+    assert last not in pool.replicas
+    assert (pools.owner["gpu"] == last).sum() == 0
+
+
+def test_stopping_a_replica_reports_what_it_dropped() -> None:
+    fleet, pools = site(1)
+    pool = pools.add(PoolSpec("p", "llama-3-1-8b", H100, 1, replicas=2))
+    pools.reconcile(everywhere(fleet), now=0.0)
+    row = pool.replicas[0]
+    pools.state.waiting[row], pools.state.running[row] = 4.0, 7.0
+    assert pools.stop(row) == (4.0, 7.0)
+
+
+def test_serving_parameters_come_from_the_roofline() -> None:
+    fleet, pools = site(2)
+    pool = pools.add(SPEC)
+    pools.reconcile(everywhere(fleet), now=0.0)
+    params = pools.serving_params()
+    assert params.kv_capacity_tokens.shape == (3,)
+    assert params.decode_fixed_s[0] == pytest.approx(pool.perf.decode_fixed_s)
+    assert params.prompt_tokens[0] == SPEC.prompt_tokens
+
+
+def test_bad_pools_are_refused() -> None:
+    _, pools = site(1)
+    pools.add(SPEC)
+    with pytest.raises(ValueError, match="exists already"):
+        pools.add(SPEC)
+    with pytest.raises(ValueError, match="does not fit"):
+        pools.add(PoolSpec("tiny", "llama-3-1-70b", H100, 1))
+    with pytest.raises(KeyError, match="no model"):
+        pools.add(PoolSpec("x", "llama-9", H100, 1))
