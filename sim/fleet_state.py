@@ -165,6 +165,7 @@ class FleetState:
                     table["node"][first] = row
                     table["slot"][first] = np.arange(count)
                 rows = self.nodes[f"first_{kind}"][row] + np.arange(count)
+                table["present"][rows] = True  # as born, until telemetry says otherwise
                 table["model"][rows] = self.models.add([model for model, _ in devices])
                 table["domain"][rows] = self.domains.add([domain for _, domain in devices])
         self.agents[birth.agent] = AgentView(

@@ -9,3 +9,103 @@ def scatter(rows, values, out):  # type: ignore[no-untyped-def]
     for j, row in enumerate(rows):
         for lane in range(values.shape[0]):
             out[lane][row] = values[lane][j]
+
+
+# sim/serving.py
+
+
+def serve(dt, arrivals, clock, up, params, state, result):  # type: ignore[no-untyped-def]
+    """The fluid replica model, one replica at a time, spelled out."""
+    share_busy = 0.5
+    for r in range(len(arrivals)):
+        out = {"admitted": 0.0, "completed": 0.0, "tokens": 0.0, "ttft_s": 0.0, "itl_s": 0.0,
+               "e2e_s": 0.0, "kv_usage": 0.0}
+        if up[r]:
+            prompt, output = params.prompt_tokens[r], params.output_tokens[r]
+            work = prompt * params.prefill_s_per_token[r] / clock[r]
+            share = 1.0 if state.running[r] < 1e-9 else share_busy
+            served_before = min(state.backlog_s[r], dt * share / 2)
+            ahead = state.backlog_s[r] - served_before + max(arrivals[r] - 1, 0) * work / 2
+            state.waiting[r] += arrivals[r]
+            state.backlog_s[r] += arrivals[r] * work
+            context = prompt + output / 2
+            free_kv = params.kv_capacity_tokens[r] - state.running[r] * context
+            room = min(params.max_sequences[r] - state.running[r], free_kv / (prompt + output))
+            room = max(room, 0.0)
+            prefill_time = min(dt * share, min(state.waiting[r], room) * work)
+            admitted = prefill_time / work if work > 0 else min(state.waiting[r], room)
+            state.waiting[r] -= admitted
+            state.backlog_s[r] = max(state.backlog_s[r] - prefill_time, 0.0)
+            batch = state.running[r] + admitted
+            out["admitted"] = admitted
+            out["ttft_s"] = ahead / share + work
+            if output <= 0:
+                out["completed"] = admitted
+                state.running[r] = 0.0
+            elif batch > 0:
+                per_context = params.decode_s_per_context_token[r]
+                iteration = params.decode_fixed_s[r] + per_context * batch * context
+                iteration = max(iteration, params.decode_s_per_sequence[r] * batch / clock[r])
+                decode_time = dt - prefill_time
+                tokens = batch * decode_time / iteration
+                out["completed"] = min(batch, tokens / output)
+                out["tokens"] = tokens
+                out["itl_s"] = iteration * dt / max(decode_time, 1e-9)
+                state.running[r] = batch - out["completed"]
+            out["e2e_s"] = out["ttft_s"] + output * out["itl_s"]
+            capacity = params.kv_capacity_tokens[r]
+            out["kv_usage"] = state.running[r] * context / capacity if capacity > 0 else 0.0
+        for name, value in out.items():
+            getattr(result, name)[r] = value
+
+
+# sim/histogram.py
+
+
+def histogram_add(counts, sum_s, edges, entity, value_s, weight):  # type: ignore[no-untyped-def]
+    """counts[entity[i], bin of value_s[i]] += weight[i], the bin found by walking the edges;
+    values outside the edges count in the first or last bin."""
+    last = len(edges) - 2
+    for row, value, w in zip(entity, value_s, weight, strict=True):
+        b = 0
+        while b < last and value >= edges[b + 1]:
+            b += 1
+        counts[row][b] += w
+        sum_s[row] += w * value
+
+
+def histogram_groupby_sum(counts, sum_s, group, n_groups):  # type: ignore[no-untyped-def]
+    """Rows of counts and sums added up by group, as lists; a negative group is no group."""
+    group_counts = [[0.0] * len(counts[0]) for _ in range(n_groups)]
+    group_sum_s = [0.0] * n_groups
+    for row, g in enumerate(group):
+        if g >= 0:
+            for b in range(len(counts[row])):
+                group_counts[g][b] += counts[row][b]
+            group_sum_s[g] += sum_s[row]
+    return group_counts, group_sum_s
+
+
+def histogram_percentiles(counts, edges, qs):  # type: ignore[no-untyped-def]
+    """For each row and quantile q, walk the bins until q of the row's total is reached and
+    interpolate log-linearly inside that bin; NaN for an empty row."""
+    out = []
+    for row in counts:
+        total = 0.0
+        for c in row:
+            total += c
+        values = []
+        for q in qs:
+            value = float("nan")
+            if total > 0:
+                target = q * total
+                below = 0.0
+                for b, c in enumerate(row):
+                    if c > 0 and below + c >= target:
+                        fraction = min(max((target - below) / c, 0.0), 1.0)
+                        value = edges[b] * (edges[b + 1] / edges[b]) ** fraction
+                        break
+                    below += c
+            values.append(value)
+        out.append(values)
+    return out

@@ -1,0 +1,263 @@
+"""The control plane: node states, operator commands applied once each and journalled, and
+drains that finish, fail over or give up by their deadline."""
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from protocols.commands import (
+    AgentCommand,
+    Autoscale,
+    ClearFault,
+    Cordon,
+    Drain,
+    InjectFault,
+    OperatorCommand,
+    Query,
+    Reboot,
+    Reply,
+    Route,
+    Scale,
+    Uncordon,
+)
+from sim.fleet_state import FleetState
+from sim.journal import (
+    AutoscalerSettings,
+    Change,
+    IdConflict,
+    Journal,
+    NodeIntent,
+    NodeReleased,
+    ReplicaTarget,
+    RouteWeights,
+)
+from sim.pools import DRAINING, READY, STOPPED, WARMING, Pools
+
+NODE_STATES = ("ready", "cordoned", "draining", "drained", "lost", "failed")
+STATE_INDEX = {name: i for i, name in enumerate(NODE_STATES)}
+STALE_INTERVALS = 3.0
+"""A node whose telemetry is this many intervals old is lost."""
+
+SendToAgent = Callable[[str, AgentCommand], None]
+"""Delivers an agent command to the agent that speaks for a node."""
+
+
+class CommandError(ValueError):
+    """A command that cannot be carried out; `str()` is the reply's error sentence."""
+
+
+class ControlPlane:
+    """Desired state (from the journal), the nodes' actual state, and the commands that move
+    one toward the other."""
+
+    def __init__(
+        self, fleet: FleetState, pools: Pools, journal: Journal, send_to_agent: SendToAgent
+    ) -> None:
+        self.fleet = fleet
+        self.pools = pools
+        self.journal = journal
+        self.send_to_agent = send_to_agent
+        desired = journal.desired()
+        self.intents: dict[str, NodeIntent] = dict(desired.nodes)
+        self.routes: dict[str, dict[str, float]] = dict(desired.routes)
+        self.autoscalers: dict[str, AutoscalerSettings] = dict(desired.autoscalers)
+        for pool, replicas in desired.replicas.items():
+            if pool in pools.pools:
+                pools.pools[pool].desired = replicas
+
+    # -- state -------------------------------------------------------------------------------
+
+    def node_states(self, now: float) -> npt.NDArray[np.uint8]:
+        """Every node's state (an index into NODE_STATES), by node row."""
+        states = np.zeros(len(self.fleet.nodes), np.uint8)
+        for node, intent in self.intents.items():
+            row = self.fleet.nodes.rows.get(node)
+            if row is not None:
+                states[row] = STATE_INDEX[intent.state]
+        for agent in self.fleet.agents.values():
+            if not agent.alive or now - agent.seen > STALE_INTERVALS * agent.interval_s:
+                states[agent.node_rows] = STATE_INDEX["lost"]
+        gpus = self.fleet.devices["gpu"].table
+        missing = np.bincount(gpus["node"][~gpus["present"]], minlength=len(states))
+        states[(missing > 0) & (states != STATE_INDEX["lost"])] = STATE_INDEX["failed"]
+        return states
+
+    def schedulable(self, now: float) -> dict[str, npt.NDArray[np.bool_]]:
+        """Devices a new replica may use: present, on a ready node."""
+        ready = self.node_states(now) == STATE_INDEX["ready"]
+        return {
+            kind: devices.table["present"] & ready[devices.table["node"]]
+            for kind, devices in self.fleet.devices.items()
+        }
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def handle(self, command: OperatorCommand, now: float) -> Reply:
+        """Apply a command once: a resent id gets its first reply again, and changes nothing."""
+        try:
+            earlier = self.journal.reply_for(command)
+        except IdConflict as conflict:
+            return Reply(command.id, ok=False, error=str(conflict))
+        if earlier is not None:
+            return earlier
+        if isinstance(command, Query):
+            return Reply(command.id, ok=False, error="query is answered by the core service")
+        try:
+            result, changes = self._apply(command, now)
+            reply = Reply(command.id, ok=True, result=result)
+        except CommandError as error:
+            reply, changes = Reply(command.id, ok=False, error=str(error)), []
+        self.journal.commit(command, reply, now, changes)
+        return reply
+
+    def _apply(
+        self, command: OperatorCommand, now: float
+    ) -> tuple[dict[str, object], list[Change]]:
+        if isinstance(command, Cordon | Uncordon | Drain):
+            nodes = self._known_nodes(command.nodes)
+            if isinstance(command, Drain):
+                changes = self._drain(command, nodes, now)
+            elif isinstance(command, Cordon):
+                changes = [
+                    NodeIntent(n, "cordoned", now, command.id, command.reason)
+                    for n in nodes
+                    if n not in self.intents
+                ]
+            else:
+                changes = [NodeReleased(n) for n in nodes if n in self.intents]
+            self._remember(changes)
+            states = self.node_states(now)
+            return {
+                "nodes": {n: NODE_STATES[states[self.fleet.nodes.rows[n]]] for n in nodes}
+            }, changes
+        if isinstance(command, Scale):
+            return self._scale(command, now)
+        if isinstance(command, Route):
+            return self._route(command)
+        if isinstance(command, Autoscale):
+            self._pool(command.pool)
+            settings = AutoscalerSettings.of(command)
+            self.autoscalers[command.pool] = settings
+            return {"pool": command.pool, "autoscale": command.enabled}, [settings]
+        if isinstance(command, InjectFault | ClearFault):
+            self._forward(command.target, command)
+            return {"sent_to": self._agent_of(command.target)}, []
+        if isinstance(command, Reboot):
+            for node in self._known_nodes(command.nodes):
+                self._forward(node, Reboot(id=command.id, nodes=[node]))
+            return {"nodes": list(command.nodes)}, []
+        raise CommandError(f"op {type(command).__name__.lower()} is not handled here")
+
+    def _known_nodes(self, nodes: Iterable[str]) -> list[str]:
+        nodes = list(dict.fromkeys(nodes))
+        unknown = [n for n in nodes if n not in self.fleet.nodes.rows]
+        if unknown:
+            raise CommandError(
+                f"unknown node {unknown[0]}"
+                + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+            )
+        return nodes
+
+    def _remember(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            if isinstance(change, NodeIntent):
+                self.intents[change.node] = change
+            elif isinstance(change, NodeReleased):
+                self.intents.pop(change.node, None)
+
+    def _replicas_on(self, nodes: list[str]) -> list[int]:
+        rows = {self.fleet.nodes.rows[n] for n in nodes}
+        gpus = self.fleet.devices["gpu"].table["node"]
+        found = []
+        for replica, devices in enumerate(self.pools.devices):
+            if (
+                self.pools.replicas["state"][replica] == STOPPED
+                or self.pools.kind[replica] != "gpu"
+            ):
+                continue
+            if rows & set(gpus[devices].tolist()):
+                found.append(replica)
+        return found
+
+    def _drain(self, command: Drain, nodes: list[str], now: float) -> list[Change]:
+        leaving = set(self._replicas_on(nodes))
+        if not command.force:
+            for name, pool in self.pools.pools.items():
+                left = [
+                    r
+                    for r in pool.replicas
+                    if self.pools.replicas["state"][r] == READY and r not in leaving
+                ]
+                if any(r in leaving for r in pool.replicas) and len(left) < pool.spec.min_available:
+                    raise CommandError(
+                        f"drain would leave pool {name} with {len(left)} of its "
+                        f"{pool.spec.min_available} minimum available replicas (use force)"
+                    )
+        deadline = now + command.grace_s
+        return [
+            NodeIntent(n, "draining", now, command.id, command.reason, deadline, command.force)
+            for n in nodes
+        ]
+
+    def _pool(self, pool: str) -> None:
+        if pool not in self.pools.pools:
+            raise CommandError(f"unknown pool {pool}")
+
+    def _scale(self, command: Scale, now: float) -> tuple[dict[str, object], list[Change]]:
+        self._pool(command.pool)
+        pool = self.pools.pools[command.pool]
+        pool.desired = command.replicas
+        problems = self.pools.reconcile(self.schedulable(now), now)
+        counts = self.pools.counts(pool)
+        result: dict[str, object] = {
+            "pool": command.pool,
+            "desired": command.replicas,
+            "ready": counts[READY],
+            "warming": counts[WARMING],
+            "draining": counts[DRAINING],
+        }
+        mine = [p for p in problems if p.startswith(f"pool {command.pool}:")]
+        if mine:
+            result["partial"] = mine[0]
+        return result, [ReplicaTarget(command.pool, command.replicas)]
+
+    def _route(self, command: Route) -> tuple[dict[str, object], list[Change]]:
+        for pool in command.weights:
+            self._pool(pool)
+            if self.pools.pools[pool].spec.model != command.model:
+                raise CommandError(f"pool {pool} does not serve model {command.model}")
+        self.routes[command.model] = dict(command.weights)
+        return {"model": command.model, "weights": dict(command.weights)}, [
+            RouteWeights(command.model, dict(command.weights))
+        ]
+
+    def _agent_of(self, node: str) -> str:
+        for name, agent in self.fleet.agents.items():
+            if node in agent.nodes:
+                return name
+        raise CommandError(f"unknown node {node}")
+
+    def _forward(self, node: str, command: AgentCommand) -> None:
+        self.send_to_agent(self._agent_of(node), command)
+
+    # -- every tick ----------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[str]:
+        """Move drains along, keep pools at their size; sentences for what happened."""
+        happened = []
+        draining = [n for n, i in self.intents.items() if i.state == "draining"]
+        for node in draining:
+            intent = self.intents[node]
+            replicas = self._replicas_on([node])
+            for replica in replicas:
+                self.pools.drain(replica)
+                if intent.deadline is not None and now >= intent.deadline:
+                    self.pools.stop(replica)
+            if not self._replicas_on([node]):
+                drained = NodeIntent(node, "drained", now, intent.command, intent.reason)
+                self.intents[node] = drained
+                self.journal.save([drained])
+                happened.append(f"node {node} drained")
+        happened += self.pools.reconcile(self.schedulable(now), now)
+        return happened
