@@ -18,8 +18,15 @@ def serve(dt, arrivals, clock, up, params, state, result):  # type: ignore[no-un
     """The fluid replica model, one replica at a time, spelled out."""
     share_busy = 0.5
     for r in range(len(arrivals)):
-        out = {"admitted": 0.0, "completed": 0.0, "tokens": 0.0, "ttft_s": 0.0, "itl_s": 0.0,
-               "e2e_s": 0.0, "kv_usage": 0.0}
+        out = {
+            "admitted": 0.0,
+            "completed": 0.0,
+            "tokens": 0.0,
+            "ttft_s": 0.0,
+            "itl_s": 0.0,
+            "e2e_s": 0.0,
+            "kv_usage": 0.0,
+        }
         if up[r]:
             prompt, output = params.prompt_tokens[r], params.output_tokens[r]
             work = prompt * params.prefill_s_per_token[r] / clock[r]
