@@ -1,0 +1,118 @@
+"""The health policy: XID severities, GPUs that fall off the bus, throttling and link flaps."""
+
+import msgspec
+import numpy as np
+import pytest
+
+from protocols.columns import GpuColumns, NicColumns, layout
+from sim.fleet_state import FleetState
+from sim.health import HealthPolicy
+from tests.samples import SAMPLES, TELEMETRY
+
+BIRTH = SAMPLES["birth"][0]
+GPU, NIC = layout(GpuColumns), layout(NicColumns)
+
+
+def columns(spec, block):  # type: ignore[no-untyped-def]
+    record = spec.unpack(block, "t", 2)
+    return {name: record[name].copy() for name in spec.names}
+
+
+class Site:
+    """A rack of 2 nodes x 4 GPUs whose telemetry a test edits between ticks."""
+
+    def __init__(self) -> None:
+        self.fleet = FleetState()
+        self.fleet.on_birth(BIRTH, 0.0)
+        self.gpu = columns(GPU, TELEMETRY.gpu)
+        self.nic = columns(NIC, TELEMETRY.nic)
+        for name in ("xid_count", "DCGM_FI_DEV_THERMAL_VIOLATION"):
+            self.gpu[name][:] = 0
+        self.nic["link_down_events_phy"][:] = 0
+        self.policy = HealthPolicy(self.fleet)
+        self.seq = 0
+        self.report()
+        assert self.policy.check(np.ones(2, bool)) == []
+
+    def report(self, keep: np.ndarray | None = None) -> None:
+        keep = np.ones(8, bool) if keep is None else keep
+        self.seq += 1
+        gpu = GPU.pack({n: v[keep] for n, v in self.gpu.items()})
+        message = msgspec.structs.replace(TELEMETRY, seq=self.seq, gpu=gpu, nic=NIC.pack(self.nic))
+        assert self.fleet.on_telemetry(message, float(self.seq)) is None
+
+    def findings(self):  # type: ignore[no-untyped-def]
+        self.report()
+        return self.policy.check(np.ones(2, bool))
+
+
+@pytest.mark.parametrize(
+    ("code", "severity", "drain"),
+    [
+        (13, "info", False),
+        (43, "info", False),
+        (48, "critical", True),
+        (94, "critical", True),
+        (63, "warning", False),
+        (999, "warning", False),
+    ],
+)
+def test_each_xid_has_its_severity(code: int, severity: str, drain: bool) -> None:
+    site = Site()
+    site.gpu["xid_count"][5] += 1
+    site.gpu["DCGM_FI_DEV_XID_ERRORS"][5] = code
+    (finding,) = site.findings()
+    assert (finding.severity, finding.drain, finding.node) == (severity, drain, "r001-n02")
+    assert finding.subject == "gpu/r001-n02/1"
+    assert f"XID {code}" in finding.message
+    assert site.findings() == [], "an XID is reported once"
+
+
+def test_repeated_row_remapping_turns_critical() -> None:
+    site = Site()
+    severities = []
+    for _ in range(3):
+        site.gpu["xid_count"][0] += 1
+        site.gpu["DCGM_FI_DEV_XID_ERRORS"][0] = 64
+        severities.append(site.findings()[0].severity)
+    assert severities == ["warning", "warning", "critical"]
+
+
+def test_a_gpu_that_stops_reporting_fell_off_the_bus() -> None:
+    site = Site()
+    keep = np.ones(8, bool)
+    keep[2] = False
+    site.report(keep)
+    (finding,) = site.policy.check(np.ones(2, bool))
+    assert finding.drain
+    assert finding.message == "gpu/r001-n01/2 stopped reporting: it fell off the bus"
+    site.report(keep)
+    assert site.policy.check(np.ones(2, bool)) == []
+
+
+def test_a_dead_agent_is_not_a_gpu_off_the_bus() -> None:
+    site = Site()
+    site.fleet.devices["gpu"].table["present"][:] = False
+    assert site.policy.check(np.zeros(2, bool)) == []
+
+
+def test_throttling_is_reported_when_it_starts() -> None:
+    site = Site()
+    site.gpu["DCGM_FI_DEV_THERMAL_VIOLATION"][3] += 500_000
+    (finding,) = site.findings()
+    assert finding.kind == "thermal"
+    assert "thermally throttling" in finding.message
+    site.gpu["DCGM_FI_DEV_THERMAL_VIOLATION"][3] += 500_000
+    assert site.findings() == [], "still throttling is not news"
+
+
+def test_link_flaps_are_reported() -> None:
+    site = Site()
+    site.nic["link_down_events_phy"][6] += 1
+    (finding,) = site.findings()
+    assert (finding.kind, finding.subject) == ("link-flap", "nic/r001-n02/2")
+
+
+def test_no_telemetry_no_findings() -> None:
+    fleet = FleetState()
+    assert HealthPolicy(fleet).check(np.zeros(0, bool)) == []
