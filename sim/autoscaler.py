@@ -1,0 +1,59 @@
+"""Autoscaling a pool: toward a queue depth per replica or under a TTFT target, within its
+bounds; up at once, down only after the cooldown, and to its minimum when idle."""
+
+import math
+from dataclasses import dataclass
+
+from sim.journal import AutoscalerSettings
+
+TTFT_BAND = (0.5, 1.0)
+"""p99 TTFT over its target within this band leaves the size alone."""
+
+
+@dataclass(frozen=True)
+class PoolLoad:
+    """What the autoscaler looks at in a pool."""
+
+    replicas: int
+    """Replicas ready or warming."""
+    waiting: float
+    """Requests waiting for prefill, over the whole pool."""
+    ttft_p99_s: float
+    """Recent p99 time to first token (NaN when nothing arrived)."""
+    arrivals_per_s: float
+
+
+def desired_replicas(settings: AutoscalerSettings, load: PoolLoad) -> int:
+    """How many replicas the pool should have, before the cooldown is considered."""
+    low, high = settings.min_replicas, settings.max_replicas
+    if load.arrivals_per_s <= 0 and load.waiting <= 0:
+        return low
+    current = max(load.replicas, 1)
+    proposals = []
+    if settings.target_queue_depth is not None:
+        proposals.append(math.ceil(load.waiting / settings.target_queue_depth))
+    if settings.target_ttft_s is not None and not math.isnan(load.ttft_p99_s):
+        ratio = load.ttft_p99_s / settings.target_ttft_s
+        proposals.append(
+            current if TTFT_BAND[0] <= ratio <= TTFT_BAND[1] else math.ceil(current * ratio)
+        )
+    wanted = max(proposals) if proposals else current
+    return max(low, min(high, max(wanted, 1)))
+
+
+class Autoscaler:
+    """Remembers when each pool last changed, to hold scale-down through the cooldown."""
+
+    def __init__(self) -> None:
+        self._changed: dict[str, float] = {}
+
+    def decide(self, settings: AutoscalerSettings, desired: int, load: PoolLoad, now: float) -> int:
+        """The pool's new desired size (unchanged when disabled or cooling down)."""
+        if not settings.enabled:
+            return desired
+        wanted = desired_replicas(settings, load)
+        cooling = now - self._changed.get(settings.pool, -math.inf) < settings.cooldown_s
+        if wanted == desired or (wanted < desired and cooling):
+            return desired
+        self._changed[settings.pool] = now
+        return wanted
