@@ -241,6 +241,21 @@ class ControlPlane:
     def _forward(self, node: str, command: AgentCommand) -> None:
         self.send_to_agent(self._agent_of(node), command)
 
+    def drain_for_health(self, node: str, reason: str, now: float) -> bool:
+        """Cordon and drain a node the health policy found broken (forced, no grace);
+        False if it is already out of placement."""
+        if node in self.intents or node not in self.fleet.nodes.rows:
+            return False
+        intent = NodeIntent(node, "draining", now, None, reason, now, True)
+        self.intents[node] = intent
+        self.journal.save([intent])
+        return True
+
+    def set_desired(self, pool: str, replicas: int) -> None:
+        """A pool's new size, as the autoscaler decided it."""
+        self.pools.pools[pool].desired = replicas
+        self.journal.save([ReplicaTarget(pool, replicas)])
+
     # -- every tick ----------------------------------------------------------------------------
 
     def tick(self, now: float) -> list[str]:

@@ -10,6 +10,7 @@ import numpy.typing as npt
 from sim.catalog import Accelerator, LlmModel, accelerator, llm_model
 from sim.fleet_state import FleetState
 from sim.roofline import ReplicaPerf, replica_perf
+from sim.routing import Policy
 from sim.serving import ReplicaParams, ReplicaState
 from sim.tables import Table
 
@@ -32,7 +33,7 @@ class PoolSpec:
     tensor_parallel: int
     replicas: int = 1
     min_available: int = 1
-    policy: str = "least_outstanding"
+    policy: Policy = "least_outstanding"
     prompt_tokens: float = 1000.0
     output_tokens: float = 250.0
 
@@ -82,7 +83,7 @@ class Pools:
         self.pools[spec.pool] = pool
         return pool
 
-    def _owners(self, kind: str) -> npt.NDArray[np.int64]:
+    def owners(self, kind: str) -> npt.NDArray[np.int64]:
         """Which replica holds each device (-1: none), grown to the fleet's size."""
         size = len(self.fleet.devices[kind].table)
         owner = self.owner[kind]
@@ -98,7 +99,7 @@ class Pools:
         if pool.spec.hardware not in self.fleet.models.rows:
             return None
         model = self.fleet.models.rows[pool.spec.hardware]
-        owner = self._owners(kind)
+        owner = self.owners(kind)
         free = schedulable & (owner[: len(table)] < 0) & (table["model"] == model)
         domains, counts = np.unique(table["domain"][free], return_counts=True)
         fitting = counts >= pool.spec.tensor_parallel

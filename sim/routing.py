@@ -21,7 +21,7 @@ P2C_DECISIONS_PER_REPLICA = 2
 """Power-of-two choices decides at most this many times per ready replica of a pool per tick;
 a pool with more requests than that sends them in equal batches to each decision's winner
 (a batch of 1 until then). At 20 requests per replica per tick that is batches of 10, small
-against the hundreds of sequences a replica runs, and a fifth of the per-request loop's cost."""
+against the hundreds of sequences a replica runs, at a tenth of the per-request loop's cost."""
 
 
 @njit(cache=True)
@@ -55,6 +55,8 @@ def _water_fill(
     arrivals: np.ndarray,
     unroutable: np.ndarray,
 ) -> None:
+    """Each pool's count spread over its ready replicas so that cost + slope * arrivals is level
+    across those that get any and no lower on those that get none."""
     start, members = _members(pool_of_replica, ready, counts.size)
     arrivals[:] = 0.0
     for p in range(counts.size):
@@ -65,23 +67,29 @@ def _water_fill(
         if pool.size == 0:
             unroutable[p] = counts[p]
             continue
-        pool = pool[np.argsort(cost[pool])]
-        # Fill the cheapest k replicas to a common level; stop when it stays below the next.
-        inverse_slopes = 0.0
-        weighted_costs = 0.0
-        level = 0.0
-        k = 0
-        while k < pool.size:
-            r = pool[k]
-            inverse_slopes += 1.0 / slope[r]
-            weighted_costs += cost[r] / slope[r]
+        # Michelot's iteration: level the pool, drop the replicas already above the level, and
+        # level again; the level only falls, and stops where every replica left is below it.
+        active = pool.copy()
+        size = active.size
+        while True:
+            inverse_slopes = 0.0
+            weighted_costs = 0.0
+            for i in range(size):
+                r = active[i]
+                inverse_slopes += 1.0 / slope[r]
+                weighted_costs += cost[r] / slope[r]
             level = (counts[p] + weighted_costs) / inverse_slopes
-            k += 1
-            if k < pool.size and level <= cost[pool[k]]:
+            kept = 0
+            for i in range(size):
+                if cost[active[i]] < level:
+                    active[kept] = active[i]
+                    kept += 1
+            if kept == size:
                 break
-        for i in range(k):
-            r = pool[i]
-            arrivals[r] = max(level - cost[r], 0.0) / slope[r]
+            size = kept
+        for i in range(size):
+            r = active[i]
+            arrivals[r] = (level - cost[r]) / slope[r]
 
 
 @njit(cache=True)
@@ -95,6 +103,8 @@ def _p2c(
     arrivals: np.ndarray,
     unroutable: np.ndarray,
 ) -> None:
+    """Each pool's count sent, a batch per decision, to the less outstanding of two ready
+    replicas drawn without replacement; ties go to the first drawn."""
     np.random.seed(seed)
     start, members = _members(pool_of_replica, ready, counts.size)
     arrivals[:] = 0.0
@@ -145,7 +155,7 @@ def split_by_weights(
     if (np.abs(totals[routed] - 100.0) > 1e-6).any():
         raise ValueError("each model's weights must sum to 100 percent, or all be 0")
     per_pool = np.zeros(w.shape[1], np.int64)
-    if routed.any() and w.shape[1]:
+    if routed.any():
         shares = rng.multinomial(counts[routed], w[routed] / totals[routed, None])
         per_pool += shares.sum(axis=0)
     return per_pool, np.where(routed, 0, counts)

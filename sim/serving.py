@@ -121,7 +121,7 @@ def _serve(
         admissible = min(waiting[r], max(room, 0.0))
         prefill_time = min(dt * share, admissible * work)
         admitted = prefill_time / work if work > 0.0 else admissible
-        waiting[r] -= admitted
+        waiting[r] = max(waiting[r] - admitted, 0.0)
         backlog[r] = max(backlog[r] - prefill_time, 0.0)
         ttft = ahead / share + work
         batch = running[r] + admitted

@@ -4,6 +4,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
+from numbers import Real
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +44,7 @@ class TrafficProfile:
 
     def __post_init__(self) -> None:
         values = vars(self)
-        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values.values()):
+        if not all(isinstance(v, Real) and math.isfinite(v) for v in values.values()):
             raise ValueError("every field of a traffic profile must be a finite number")
         if min(values.values()) < 0:
             raise ValueError("no field of a traffic profile may be negative")
@@ -130,8 +131,7 @@ class Traffic:
     def _draw_bursts(self, m: int, t: float, end: float) -> None:
         """Start the model's Poisson bursts that fall before `end`."""
         profile = self._profiles[m]
-        if profile.bursts_per_hour <= 0:
-            self._next_burst_s[m] = None
+        if profile.bursts_per_hour == 0:
             return
         mean_gap_s = 3600 / profile.bursts_per_hour
         # The process is memoryless: bursts that ended before t need not be drawn.

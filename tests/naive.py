@@ -41,7 +41,7 @@ def serve(dt, arrivals, clock, up, params, state, result):  # type: ignore[no-un
             room = max(room, 0.0)
             prefill_time = min(dt * share, min(state.waiting[r], room) * work)
             admitted = prefill_time / work if work > 0 else min(state.waiting[r], room)
-            state.waiting[r] -= admitted
+            state.waiting[r] = max(state.waiting[r] - admitted, 0.0)
             state.backlog_s[r] = max(state.backlog_s[r] - prefill_time, 0.0)
             batch = state.running[r] + admitted
             out["admitted"] = admitted
@@ -116,3 +116,63 @@ def histogram_percentiles(counts, edges, qs):  # type: ignore[no-untyped-def]
             values.append(value)
         out.append(values)
     return out
+
+
+# sim/routing.py
+
+
+def water_fill(counts, pool_of_replica, ready, cost, slope):  # type: ignore[no-untyped-def]
+    """Each pool's count spread over its ready replicas so that cost + slope * arrivals is one
+    level for those that get any, the level found by bisection; returns (arrivals, unroutable)."""
+    arrivals = [0.0] * len(pool_of_replica)
+    unroutable = [0] * len(counts)
+    for p, count in enumerate(counts):
+        pool = [r for r in range(len(pool_of_replica)) if ready[r] and pool_of_replica[r] == p]
+        if count == 0:
+            continue
+        if not pool:
+            unroutable[p] = count
+            continue
+        low = min(cost[r] for r in pool)
+        high = max(cost[r] for r in pool) + count * max(slope[r] for r in pool)
+        for _ in range(200):
+            middle = (low + high) / 2
+            if sum(max(middle - cost[r], 0.0) / slope[r] for r in pool) < count:
+                low = middle
+            else:
+                high = middle
+        for r in pool:
+            arrivals[r] = max(low - cost[r], 0.0) / slope[r]
+    return arrivals, unroutable
+
+
+def p2c(seed, counts, pool_of_replica, ready, outstanding, decisions_per_replica):  # type: ignore[no-untyped-def]
+    """Power of two choices, one decision at a time, drawing from NumPy's legacy Mersenne
+    Twister as numba's does; returns (arrivals, unroutable)."""
+    import numpy as np
+
+    draw = np.random.RandomState(seed)
+    arrivals = [0.0] * len(pool_of_replica)
+    unroutable = [0] * len(counts)
+    for p, count in enumerate(counts):
+        pool = [r for r in range(len(pool_of_replica)) if ready[r] and pool_of_replica[r] == p]
+        if count == 0:
+            continue
+        if not pool:
+            unroutable[p] = count
+            continue
+        decisions = decisions_per_replica * len(pool)
+        batch = -(-count // decisions)
+        left = count
+        while left > 0:
+            i = draw.randint(0, len(pool))
+            chosen = pool[i]
+            if len(pool) > 1:
+                others = pool[:i] + pool[i + 1 :]
+                other = others[draw.randint(0, len(others))]
+                if outstanding[other] + arrivals[other] < outstanding[chosen] + arrivals[chosen]:
+                    chosen = other
+            sent = min(batch, left)
+            arrivals[chosen] += sent
+            left -= sent
+    return arrivals, unroutable

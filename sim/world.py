@@ -1,0 +1,255 @@
+"""One site's simulation, tick by tick and without I/O: health, control, traffic, routing,
+serving, latency histograms, autoscaling, and the load each device is assigned."""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from sim.autoscaler import Autoscaler, PoolLoad
+from sim.catalog import llm_model
+from sim.control import STATE_INDEX, ControlPlane
+from sim.fleet_state import FleetState
+from sim.health import Finding, HealthPolicy
+from sim.histogram import Histograms
+from sim.pools import DRAINING, READY, Pools
+from sim.routing import route, split_by_weights
+from sim.serving import TickResult, serve
+from sim.traffic import Traffic
+
+WINDOW_S = 60.0
+"""Latency percentiles cover about this many recent seconds (an exponential window)."""
+DRIVER_MIB = 512.0
+
+
+@dataclass
+class PoolFigures:
+    """One pool's serving figures for the tick (latencies over the recent window)."""
+
+    arrivals_per_s: float = 0.0
+    running: float = 0.0
+    waiting: float = 0.0
+    kv_cache_usage: float = 0.0
+    tokens_per_s: float = 0.0
+    completed_per_s: float = 0.0
+    goodput_rps: float = 0.0
+    ttft: tuple[float, float, float] = (math.nan,) * 3
+    itl: tuple[float, float, float] = (math.nan,) * 3
+    e2e: tuple[float, float, float] = (math.nan,) * 3
+    failed: float = 0.0
+
+
+@dataclass
+class TickReport:
+    """What one tick did, for the core to publish."""
+
+    time: float
+    findings: list[Finding] = field(default_factory=list)
+    happened: list[str] = field(default_factory=list)
+    pools: dict[str, PoolFigures] = field(default_factory=dict)
+    unroutable: float = 0.0
+
+
+class World:
+    """The site: its fleet as telemetry shows it, its pools, control plane and traffic."""
+
+    def __init__(
+        self,
+        fleet: FleetState,
+        pools: Pools,
+        control: ControlPlane,
+        traffic: Traffic,
+        models: list[str],
+        rng: np.random.Generator,
+    ) -> None:
+        self.fleet, self.pools, self.control, self.traffic = fleet, pools, control, traffic
+        self.models = models
+        self.rng = rng
+        self.health = HealthPolicy(fleet)
+        self.autoscaler = Autoscaler()
+        self.ttft, self.itl, self.e2e = Histograms(0), Histograms(0), Histograms(0)
+        self.result = TickResult.empty(0)
+        self.busy = np.zeros(0)
+        self.arrivals = np.zeros(0)
+        """Requests each replica was sent in the last tick."""
+        self.failed: dict[str, float] = {}
+
+    def _grow(self) -> None:
+        n = len(self.pools.replicas)
+        if len(self.ttft) < n:
+            for histograms in (self.ttft, self.itl, self.e2e):
+                histograms.resize(n)
+            pad = n - self.result.admitted.shape[0]
+            self.result = TickResult(
+                *(np.concatenate([a, np.zeros(pad)]) for a in vars(self.result).values())
+            )
+            self.busy = np.concatenate([self.busy, np.zeros(pad)])
+
+    def tick(self, now: float, dt: float) -> TickReport:
+        """Advance the site by `dt` simulated seconds ending at `now`."""
+        report = TickReport(now)
+        states = self.control.node_states(now)
+        alive = states != STATE_INDEX["lost"]
+        report.findings = self.health.check(alive)
+        for finding in report.findings:
+            if finding.drain:
+                self.control.drain_for_health(finding.node, finding.message, now)
+        report.happened = self.control.tick(now)
+        self._grow()
+        self._stop_broken_replicas()
+        up = np.isin(self.pools.replicas["state"], (READY, DRAINING))
+        arrivals, report.unroutable = self._route(now, dt)
+        self.arrivals = arrivals
+        serve(
+            dt,
+            arrivals,
+            self._clock_factors(),
+            up,
+            self.pools.serving_params(),
+            self.pools.state,
+            self.result,
+        )
+        self.busy = np.where(
+            up & ((self.pools.state.running > 0) | (self.result.admitted > 0)), 1.0, 0.0
+        )
+        decay = math.exp(-dt / WINDOW_S)
+        for histograms in (self.ttft, self.itl, self.e2e):
+            histograms.decay(decay)
+        self.ttft.add_per_entity(np.maximum(self.result.ttft_s, 1e-6), arrivals)
+        self.itl.add_per_entity(np.maximum(self.result.itl_s, 1e-6), self.result.tokens)
+        self.e2e.add_per_entity(np.maximum(self.result.e2e_s, 1e-6), self.result.completed)
+        report.pools = self._pool_figures(dt)
+        self._autoscale(report.pools, now)
+        return report
+
+    def _stop_broken_replicas(self) -> None:
+        """Replicas with a device that stopped reporting stop; their requests are lost."""
+        present = self.fleet.devices["gpu"].table["present"]
+        for pool in self.pools.pools.values():
+            for row in list(pool.replicas):
+                if self.pools.kind[row] == "gpu" and not present[self.pools.devices[row]].all():
+                    waiting, running = self.pools.stop(row)
+                    self.failed[pool.spec.pool] = (
+                        self.failed.get(pool.spec.pool, 0.0) + waiting + running
+                    )
+
+    def _route(self, now: float, dt: float) -> tuple[npt.NDArray[np.float64], float]:
+        counts, _prompt, _output = self.traffic.arrivals(now - dt, dt)
+        names = list(self.pools.pools)
+        weights = np.zeros((len(self.models), len(names)))
+        for m, model in enumerate(self.models):
+            route_weights = self.control.routes.get(model)
+            if route_weights is None:
+                serving = [
+                    i for i, p in enumerate(self.pools.pools.values()) if p.spec.model == model
+                ]
+                for i in serving:
+                    weights[m, i] = 100.0 / len(serving)
+            else:
+                for pool, weight in route_weights.items():
+                    weights[m, names.index(pool)] = weight
+        per_pool, unrouted = split_by_weights(counts, weights, self.rng)
+        ready = self.pools.replicas["state"] == READY
+        pool_of = self.pools.replicas["pool"].astype(np.int64)
+        arrivals = np.zeros(len(ready))
+        unroutable = float(unrouted.sum())
+        for policy in {p.spec.policy for p in self.pools.pools.values()}:
+            mine = np.array([p.spec.policy == policy for p in self.pools.pools.values()])
+            counts_here = np.where(mine, per_pool, 0)
+            share, missed = route(
+                policy,
+                counts_here,
+                pool_of,
+                ready,
+                self.pools.state.waiting,
+                self.pools.state.running,
+                self.rng,
+                prompt_tokens=self.pools.serving_params().prompt_tokens,
+                context_tokens=self.pools.serving_params().prompt_tokens,
+            )
+            arrivals += share
+            unroutable += float(missed.sum())
+        return arrivals, unroutable
+
+    def _clock_factors(self) -> npt.NDArray[np.float64]:
+        """Each replica's slowest device clock over its maximum (1 without telemetry)."""
+        gpus = self.fleet.devices["gpu"]
+        clocks = gpus.gauge("DCGM_FI_DEV_SM_CLOCK")
+        factors = np.ones(len(self.pools.replicas))
+        for row, devices in enumerate(self.pools.devices):
+            if self.pools.kind[row] != "gpu" or not len(devices):
+                continue
+            pool = list(self.pools.pools.values())[int(self.pools.replicas["pool"][row])]
+            slowest = float(clocks[devices].min())
+            if slowest > 0:
+                factors[row] = min(max(slowest / pool.accelerator.max_clock_mhz, 0.05), 1.0)
+        return factors
+
+    def _pool_figures(self, dt: float) -> dict[str, PoolFigures]:
+        groups = self.pools.replicas["pool"].astype(np.int64)
+        n = len(self.pools.pools)
+        ttft = self.ttft.groupby_sum(groups, n).percentiles()
+        itl = self.itl.groupby_sum(groups, n).percentiles()
+        e2e = self.e2e.groupby_sum(groups, n).percentiles()
+        figures = {}
+        for i, (name, pool) in enumerate(self.pools.pools.items()):
+            mine = groups == i
+            model = llm_model(pool.spec.model)
+            good = (self.result.ttft_s <= model.ttft_slo_s) & (self.result.itl_s <= model.itl_slo_s)
+            capacity = self.pools.serving_params().kv_capacity_tokens[mine]
+            figures[name] = PoolFigures(
+                arrivals_per_s=float(self.arrivals[mine].sum() / dt),
+                running=float(self.pools.state.running[mine].sum()),
+                waiting=float(self.pools.state.waiting[mine].sum()),
+                kv_cache_usage=float(self.result.kv_usage[mine].mean()) if capacity.size else 0.0,
+                tokens_per_s=float(self.result.tokens[mine].sum() / dt),
+                completed_per_s=float(self.result.completed[mine].sum() / dt),
+                goodput_rps=float(self.result.completed[mine & good].sum() / dt),
+                ttft=tuple(ttft[i]),
+                itl=tuple(itl[i]),
+                e2e=tuple(e2e[i]),
+                failed=self.failed.get(name, 0.0),
+            )
+        return figures
+
+    def _autoscale(self, figures: dict[str, PoolFigures], now: float) -> None:
+        for name, settings in self.control.autoscalers.items():
+            pool = self.pools.pools.get(name)
+            if pool is None:
+                continue
+            counts = self.pools.counts(pool)
+            load = PoolLoad(
+                counts[READY] + counts[0],
+                figures[name].waiting,
+                figures[name].ttft[2],
+                self.traffic.rate(self.models.index(pool.spec.model), now)
+                if pool.spec.model in self.models
+                else 0.0,
+            )
+            desired = self.autoscaler.decide(settings, pool.desired, load, now)
+            if desired != pool.desired:
+                self.control.set_desired(name, desired)
+
+    def gpu_load(self) -> dict[str, npt.NDArray[np.float64]]:
+        """What each GPU is asked to do, from the replica that holds it (idle if none)."""
+        table = self.fleet.devices["gpu"].table
+        n = len(table)
+        owner = self.pools.owners("gpu")[:n]
+        held = owner >= 0
+        busy, memory = np.zeros(n), np.zeros(n)
+        busy[held] = self.busy[owner[held]]
+        pools = list(self.pools.pools.values())
+        for row, devices in enumerate(self.pools.devices):
+            if self.pools.kind[row] != "gpu" or not len(devices):
+                continue
+            pool = pools[int(self.pools.replicas["pool"][row])]
+            kv_bytes = (
+                self.result.kv_usage[row]
+                * pool.perf.kv_capacity_tokens
+                * pool.perf.kv_bytes_per_token
+            )
+            memory[devices] = (
+                pool.perf.weight_bytes_per_device + kv_bytes / len(devices)
+            ) / 2**20 + DRIVER_MIB
+        return {"busy": busy, "tensor": busy * 0.7, "dram": busy * 0.6, "memory_mib": memory}

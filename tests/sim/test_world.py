@@ -1,0 +1,118 @@
+"""A whole site ticking: traffic served, routes split, a GPU off the bus drained around,
+the autoscaler following load, and the same seed giving the same numbers."""
+
+import numpy as np
+import pytest
+
+from protocols.commands import Autoscale, Route
+from sim.control import ControlPlane
+from sim.fleet_state import FleetState
+from sim.journal import Journal
+from sim.pools import READY, Pools, PoolSpec
+from sim.traffic import Traffic, TrafficProfile
+from sim.world import World
+from tests.sim.test_pools import H100, hgx_rack
+
+MODEL = "llama-3-1-70b"
+
+
+def site(
+    rps: float = 4.0, seed: int = 7, pools: tuple[PoolSpec, ...] | None = None, racks: int = 2
+) -> World:
+    fleet = FleetState()
+    for r in range(racks):
+        fleet.on_birth(hgx_rack(f"r{r}", 4), 0.0)
+    pool_set = Pools(fleet)
+    for spec in pools or (PoolSpec("a", MODEL, H100, 8, replicas=3, min_available=1),):
+        pool_set.add(spec)
+    control = ControlPlane(fleet, pool_set, Journal(":memory:"), lambda agent, command: None)
+    rng = np.random.default_rng(seed)
+    traffic = Traffic(
+        [TrafficProfile(peak_rps=rps, prompt_tokens_mean=1000, output_tokens_mean=200)], rng
+    )
+    return World(fleet, pool_set, control, traffic, [MODEL], rng)
+
+
+def run(world: World, start: float, seconds: float, dt: float = 0.5):  # type: ignore[no-untyped-def]
+    report = None
+    t = start
+    while t < start + seconds:
+        t += dt
+        for agent in world.fleet.agents.values():
+            agent.seen = t
+        report = world.tick(t, dt)
+    return report, t
+
+
+def test_traffic_is_served_within_its_slo() -> None:
+    world = site()
+    report, t = run(world, 0.0, 200.0)
+    assert all(world.pools.replicas["state"][world.pools.pools["a"].replicas] == READY)
+    report, t = run(world, t, 120.0)
+    figures = report.pools["a"]
+    assert figures.completed_per_s == pytest.approx(4.0, rel=0.5)
+    assert figures.ttft[0] < 0.5
+    assert figures.goodput_rps > 0
+    assert report.unroutable == 0
+
+
+def test_a_route_splits_traffic_between_pools() -> None:
+    specs = (PoolSpec("a", MODEL, H100, 8, replicas=2), PoolSpec("b", MODEL, H100, 8, replicas=2))
+    world = site(rps=20.0, pools=specs)
+    world.control.handle(Route(id="r1", model=MODEL, weights={"a": 80, "b": 20}), 0.0)
+    _, t = run(world, 0.0, 150.0)
+    arrived = {"a": 0.0, "b": 0.0}
+    for _ in range(200):
+        report, t = run(world, t, 0.5)
+        for name in arrived:
+            arrived[name] += report.pools[name].arrivals_per_s
+    share = arrived["a"] / (arrived["a"] + arrived["b"])
+    assert share == pytest.approx(0.8, abs=0.05)
+
+
+def test_a_gpu_off_the_bus_drains_its_node_and_the_replica_moves() -> None:
+    world = site()
+    _, t = run(world, 0.0, 200.0)
+    pool = world.pools.pools["a"]
+    victim = pool.replicas[0]
+    gpu = world.pools.devices[victim][3]
+    node = world.fleet.nodes.ids[world.fleet.devices["gpu"].table["node"][gpu]]
+    world.fleet.devices["gpu"].table["present"][gpu] = False
+    report, t = run(world, t, 0.5)
+    assert any(f.drain and f.node == node for f in report.findings)
+    assert victim not in pool.replicas
+    assert world.control.intents[node].state in ("draining", "drained")
+    assert len(pool.replicas) == 3, "a replacement was placed"
+    report, t = run(world, t, 200.0)
+    assert all(world.pools.replicas["state"][pool.replicas] == READY)
+    assert world.control.intents[node].state == "drained"
+    assert report.pools["a"].ttft[0] < 0.5
+
+
+def test_the_autoscaler_follows_the_load() -> None:
+    world = site(rps=30.0, racks=4)
+    world.control.handle(
+        Autoscale(
+            id="a1",
+            pool="a",
+            enabled=True,
+            min_replicas=1,
+            max_replicas=4,
+            target_queue_depth=2.0,
+            cooldown_s=30,
+        ),
+        0.0,
+    )
+    run(world, 0.0, 120.0)
+    assert world.pools.pools["a"].desired == 4
+    world.traffic.set_rate(0, 0.0)
+    run(world, 120.0, 300.0)
+    assert world.pools.pools["a"].desired == 1
+
+
+def test_the_same_seed_gives_the_same_numbers() -> None:
+    first, second = site(seed=3), site(seed=3)
+    report_a, _ = run(first, 0.0, 300.0)
+    report_b, _ = run(second, 0.0, 300.0)
+    assert report_a.pools == report_b.pools
+    assert report_a.pools["a"].completed_per_s > 0
