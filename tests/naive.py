@@ -176,3 +176,24 @@ def p2c(seed, counts, pool_of_replica, ready, outstanding, decisions_per_replica
             arrivals[chosen] += sent
             left -= sent
     return arrivals, unroutable
+
+
+# sim/aggregate.py
+
+
+def rack_totals(racks, rack, healthy, cordoned, lost, utilization, temperature, power):  # type: ignore[no-untyped-def]
+    """Per-rack sums, means and maxima, one device at a time."""
+    out = {name: [0.0] * racks for name in ("devices", "healthy", "cordoned", "lost")}
+    sums, hottest, watts = [0.0] * racks, [0.0] * racks, [0.0] * racks
+    for i, r in enumerate(rack):
+        out["devices"][r] += 1
+        out["healthy"][r] += float(healthy[i])
+        out["cordoned"][r] += float(cordoned[i])
+        out["lost"][r] += float(lost[i])
+        sums[r] += float(utilization[i])
+        hottest[r] = max(hottest[r], float(temperature[i]))
+        watts[r] += float(power[i])
+    out["utilization"] = [s / max(d, 1) for s, d in zip(sums, out["devices"], strict=True)]
+    out["temperature_c"] = hottest
+    out["power_w"] = watts
+    return out

@@ -1,0 +1,37 @@
+"""Rack aggregates: the kernel against its twin, and input checks."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.aggregate import rack_totals
+from tests import naive
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 20), st.integers(0, 300), st.integers(0, 2**31))
+def test_the_kernel_equals_its_naive_twin(racks: int, devices: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    args = (
+        rng.integers(0, racks, devices),
+        rng.random(devices) > 0.2,
+        rng.random(devices) > 0.8,
+        rng.random(devices) > 0.9,
+        rng.uniform(0, 100, devices).astype(np.float32),
+        rng.uniform(20, 95, devices).astype(np.float32),
+        rng.uniform(50, 1200, devices).astype(np.float32),
+    )
+    fast = rack_totals(racks, *args)
+    slow = naive.rack_totals(racks, *args)
+    for name, values in slow.items():
+        np.testing.assert_allclose(fast[name], values, rtol=1e-6)
+
+
+def test_bad_input_is_refused() -> None:
+    ok = np.ones(3, bool)
+    values = np.ones(3)
+    with pytest.raises(ValueError, match="rack indices"):
+        rack_totals(2, np.array([0, 1, 2]), ok, ok, ok, values, values, values)
+    with pytest.raises(ValueError, match="shape"):
+        rack_totals(2, np.array([0, 1, 1]), ok[:2], ok, ok, values, values, values)
