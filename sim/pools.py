@@ -71,6 +71,7 @@ class Pools:
             "lpu": np.full(0, -1),
         }
         self.state = ReplicaState.empty(0)
+        self._params: ReplicaParams | None = None
 
     def add(self, spec: PoolSpec) -> Pool:
         """A new pool (its replicas are placed by `reconcile`); ValueError if it cannot be."""
@@ -179,7 +180,13 @@ class Pools:
         return problems
 
     def serving_params(self) -> ReplicaParams:
-        """The roofline constants of every replica, for the serving kernel."""
+        """The roofline constants of every replica, for the serving kernel (kept until the
+        replicas change)."""
+        if self._params is None or self._params.prompt_tokens.shape[0] != len(self.replicas):
+            self._params = self._build_params()
+        return self._params
+
+    def _build_params(self) -> ReplicaParams:
         pools = list(self.pools.values())
         of = [pools[int(p)] for p in self.replicas["pool"]]
         column = {

@@ -14,7 +14,7 @@ from sim.fleet_state import FleetState
 from sim.health import Finding, HealthPolicy
 from sim.histogram import Histograms
 from sim.pools import DRAINING, READY, Pools
-from sim.routing import route, split_by_weights
+from sim.routing import POLICIES, route, split_by_weights
 from sim.serving import TickResult, serve
 from sim.traffic import Traffic
 
@@ -154,19 +154,20 @@ class World:
         pool_of = self.pools.replicas["pool"].astype(np.int64)
         arrivals = np.zeros(len(ready))
         unroutable = float(unrouted.sum())
-        for policy in {p.spec.policy for p in self.pools.pools.values()}:
+        params = self.pools.serving_params()
+        used = {p.spec.policy for p in self.pools.pools.values()}
+        for policy in [p for p in POLICIES if p in used]:  # a fixed order: same seed, same draws
             mine = np.array([p.spec.policy == policy for p in self.pools.pools.values()])
-            counts_here = np.where(mine, per_pool, 0)
             share, missed = route(
                 policy,
-                counts_here,
+                np.where(mine, per_pool, 0),
                 pool_of,
                 ready,
                 self.pools.state.waiting,
                 self.pools.state.running,
                 self.rng,
-                prompt_tokens=self.pools.serving_params().prompt_tokens,
-                context_tokens=self.pools.serving_params().prompt_tokens,
+                prompt_tokens=params.prompt_tokens,
+                context_tokens=params.prompt_tokens + params.output_tokens / 2,
             )
             arrivals += share
             unroutable += float(missed.sum())

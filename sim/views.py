@@ -1,0 +1,217 @@
+"""What dashboards see: the summary, rack and pool views of each tick, and answers to
+queries, built from the world without ever sending the whole fleet."""
+
+import math
+from typing import Any
+
+import numpy as np
+
+from protocols.columns import RackColumns, layout
+from protocols.commands import Query
+from protocols.messages import (
+    Percentiles,
+    PoolState,
+    PoolStates,
+    RackStates,
+    RouteState,
+    Summary,
+)
+from sim.aggregate import rack_totals
+from sim.control import NODE_STATES, STATE_INDEX
+from sim.pools import DRAINING, READY, WARMING
+from sim.world import PoolFigures, TickReport, World
+
+HEALTH_WARNING_C = 85.0
+"""A rack with a GPU this hot shows as a warning."""
+
+
+def _finite(value: float) -> float:
+    return 0.0 if math.isnan(value) else value
+
+
+def _percentiles(values: tuple[float, float, float]) -> Percentiles:
+    return Percentiles(*(_finite(v) for v in values))
+
+
+class Views:
+    """Builds the dashboard messages of a world."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def _gpu_states(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        fleet = self.world.fleet
+        nodes = self.world.control.node_states(now)
+        table = fleet.devices["gpu"].table
+        return nodes, nodes[table["node"]]
+
+    def summary(self, report: TickReport, tick: int, speed: float, ingest_per_s: float) -> Summary:
+        """The fleet in one message."""
+        fleet = self.world.fleet
+        nodes, gpu_nodes = self._gpu_states(report.time)
+        gpus = fleet.devices["gpu"]
+        present = gpus.table["present"]
+        lpus = fleet.devices["lpu"].table
+        figures = report.pools.values()
+        ttft99 = [f.ttft[2] for f in figures if not math.isnan(f.ttft[2])]
+        itl99 = [f.itl[2] for f in figures if not math.isnan(f.itl[2])]
+        return Summary(
+            time=report.time,
+            tick=tick,
+            speed=speed,
+            gpus=len(gpus.table),
+            gpus_healthy=int(np.count_nonzero(present & (gpu_nodes == STATE_INDEX["ready"]))),
+            gpus_cordoned=int(np.count_nonzero(np.isin(gpu_nodes, (1, 2, 3)))),
+            gpus_lost=int(np.count_nonzero(~present | (gpu_nodes >= STATE_INDEX["lost"]))),
+            lpus=len(lpus),
+            lpus_healthy=int(np.count_nonzero(lpus["present"])),
+            nodes={
+                name: int(np.count_nonzero(nodes == i))  # type: ignore[misc]
+                for i, name in enumerate(NODE_STATES)
+                if np.any(nodes == i)
+            },
+            power_w=float(gpus.gauge("DCGM_FI_DEV_POWER_USAGE")[present].sum()),
+            requests_per_s=sum(f.arrivals_per_s for f in figures),
+            tokens_per_s=sum(f.tokens_per_s for f in figures),
+            goodput_rps=sum(f.goodput_rps for f in figures),
+            ttft_p99_s=max(ttft99, default=0.0),
+            itl_p99_s=max(itl99, default=0.0),
+            ingest_per_s=ingest_per_s,
+        )
+
+    def racks(self, now: float) -> RackStates:
+        """Per-rack aggregates of every GPU."""
+        fleet = self.world.fleet
+        _, gpu_nodes = self._gpu_states(now)
+        table = fleet.devices["gpu"].table
+        gpus = fleet.devices["gpu"]
+        totals = rack_totals(
+            len(fleet.racks),
+            fleet.nodes["rack"][table["node"]],
+            table["present"] & (gpu_nodes == STATE_INDEX["ready"]),
+            np.isin(gpu_nodes, (1, 2, 3)),
+            ~table["present"] | (gpu_nodes >= STATE_INDEX["lost"]),
+            gpus.gauge("DCGM_FI_DEV_GPU_UTIL"),
+            gpus.gauge("DCGM_FI_DEV_GPU_TEMP"),
+            gpus.gauge("DCGM_FI_DEV_POWER_USAGE"),
+        )
+        health = np.where(
+            totals["lost"] > 0, 2, np.where(totals["temperature_c"] >= HEALTH_WARNING_C, 1, 0)
+        )
+        columns = layout(RackColumns).pack(
+            {
+                "node": np.arange(len(fleet.racks)),
+                "devices": totals["devices"],
+                "healthy": totals["healthy"],
+                "cordoned": totals["cordoned"],
+                "lost": totals["lost"],
+                "utilization": totals["utilization"],
+                "temperature_c": totals["temperature_c"],
+                "power_kw": totals["power_w"] / 1000.0,
+                "health": health,
+            }
+        )
+        return RackStates(now, list(fleet.racks.ids), columns)  # type: ignore[arg-type]
+
+    def pools(self, report: TickReport) -> PoolStates:
+        """Every pool as vLLM would report it, and every route."""
+        world = self.world
+        states = []
+        for name, pool in world.pools.pools.items():
+            counts = world.pools.counts(pool)
+            figures = report.pools.get(name, PoolFigures())
+            good = figures.goodput_rps / figures.completed_per_s if figures.completed_per_s else 1.0
+            states.append(
+                PoolState(
+                    pool=name,
+                    model=pool.spec.model,
+                    hardware=pool.spec.hardware,
+                    replicas_desired=pool.desired,
+                    replicas_ready=counts[READY],
+                    replicas_warming=counts[WARMING],
+                    min_available=pool.spec.min_available,
+                    num_requests_running=round(figures.running),
+                    num_requests_waiting=round(figures.waiting),
+                    kv_cache_usage=figures.kv_cache_usage,
+                    tokens_per_s=figures.tokens_per_s,
+                    time_to_first_token=_percentiles(figures.ttft),
+                    inter_token_latency=_percentiles(figures.itl),
+                    e2e_request_latency=_percentiles(figures.e2e),
+                    slo_attainment=min(max(good, 0.0), 1.0),
+                    autoscale=bool(
+                        world.control.autoscalers.get(name)
+                        and world.control.autoscalers[name].enabled
+                    ),
+                )
+            )
+        routes = [RouteState(m, w) for m, w in world.control.routes.items()]
+        return PoolStates(report.time, states, routes)
+
+    def query(self, query: Query, now: float) -> dict[str, Any]:
+        """The answer to a read, paged."""
+        if query.what == "nodes":
+            return self._nodes(query, now)
+        if query.what == "node":
+            return self._node(query, now)
+        if query.what == "commands":
+            entries = self.world.control.journal.audit(limit=query.limit, offset=query.offset)
+            return {
+                "commands": [vars(e) if hasattr(e, "__dict__") else e.__repr__() for e in entries]
+            }
+        raise ValueError(f"query {query.what} is not answered yet")
+
+    def _nodes(self, query: Query, now: float) -> dict[str, Any]:
+        fleet = self.world.fleet
+        states = self.world.control.node_states(now)
+        gpus = fleet.devices["gpu"]
+        table = gpus.table
+        util = np.bincount(table["node"], gpus.gauge("DCGM_FI_DEV_GPU_UTIL"), len(fleet.nodes))
+        count = np.maximum(fleet.nodes["gpus"], 1)
+        rows: list[dict[str, Any]] = []
+        for row, node in enumerate(fleet.nodes.ids):
+            rack = fleet.racks.ids[int(fleet.nodes["rack"][row])]
+            state = NODE_STATES[int(states[row])]
+            if (query.rack and rack != query.rack) or (query.state and state != query.state):
+                continue
+            if query.filter and query.filter not in node:
+                continue
+            rows.append(
+                {
+                    "node": node,
+                    "rack": rack,
+                    "state": state,
+                    "gpus": int(fleet.nodes["gpus"][row]),
+                    "utilization": float(util[row] / count[row]),
+                }
+            )
+        key = (
+            query.sort if query.sort in ("node", "rack", "state", "gpus", "utilization") else "node"
+        )
+        rows.sort(key=lambda r: r[key], reverse=query.descending)
+        return {
+            "total": len(rows),
+            "offset": query.offset,
+            "nodes": rows[query.offset : query.offset + query.limit],
+        }
+
+    def _node(self, query: Query, now: float) -> dict[str, Any]:
+        fleet = self.world.fleet
+        if query.node is None or query.node not in fleet.nodes.rows:
+            raise ValueError(f"unknown node {query.node}")
+        row = fleet.nodes.rows[query.node]
+        gpus = fleet.devices["gpu"]
+        first, count = int(fleet.nodes["first_gpu"][row]), int(fleet.nodes["gpus"][row])
+        devices = []
+        for device in range(first, first + count):
+            devices.append(
+                {
+                    "gpu": int(gpus.table["slot"][device]),
+                    "present": bool(gpus.table["present"][device]),
+                    **{
+                        name: float(gpus.table["gauges"][i, device])
+                        for i, name in enumerate(gpus.gauges)
+                    },
+                }
+            )
+        state = NODE_STATES[int(self.world.control.node_states(now)[row])]
+        return {"node": query.node, "state": state, "gpus": devices}
