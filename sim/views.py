@@ -1,6 +1,7 @@
 """What dashboards see: the summary, rack and pool views of each tick, and answers to
 queries, built from the world without ever sending the whole fleet."""
 
+import dataclasses
 import math
 from typing import Any
 
@@ -18,7 +19,7 @@ from protocols.messages import (
 )
 from sim.aggregate import rack_totals
 from sim.control import NODE_STATES, STATE_INDEX
-from sim.pools import DRAINING, READY, WARMING
+from sim.pools import READY, WARMING
 from sim.world import PoolFigures, TickReport, World
 
 HEALTH_WARNING_C = 85.0
@@ -155,9 +156,7 @@ class Views:
             return self._node(query, now)
         if query.what == "commands":
             entries = self.world.control.journal.audit(limit=query.limit, offset=query.offset)
-            return {
-                "commands": [vars(e) if hasattr(e, "__dict__") else e.__repr__() for e in entries]
-            }
+            return {"commands": [dataclasses.asdict(entry) for entry in entries]}
         raise ValueError(f"query {query.what} is not answered yet")
 
     def _nodes(self, query: Query, now: float) -> dict[str, Any]:
