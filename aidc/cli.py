@@ -22,7 +22,6 @@ RACK_KIND_NAMES = sorted(RACK_KINDS)
 PASSWORD_ENV = "AIDC_MQTT_PASSWORD"
 DEFAULT_SITE = "dc1"
 NOT_BUILT = {
-    "core": "run the simulation core and control plane",
     "tui": "attach the operator dashboard to a site",
     "demo": "start broker, core, fleet and dashboard together",
     "scenario": "run scripted scenario files",
@@ -154,6 +153,16 @@ def _run_agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_core(args: argparse.Namespace) -> int:
+    from aidc.core_command import CoreError, run_core
+
+    try:
+        run_until_signalled(run_core(args, broker_password(args)))
+    except CoreError as error:
+        raise UsageError(str(error)) from None
+    return 0
+
+
 def _run_watch(args: argparse.Namespace) -> int:
     from aidc.watch import watch
 
@@ -238,6 +247,31 @@ def build_parser() -> argparse.ArgumentParser:
         "xid, cooling, link_flap, pause_storm, lpu_chip)",
     )
     agents.set_defaults(run=_run_agents)
+
+    core = sub.add_parser(
+        "core",
+        help="run the simulation core and control plane",
+        description="Simulate the site's inference traffic on the fleet the agents report, "
+        "and carry out operator commands.",
+    )
+    add_broker_options(core)
+    core.add_argument("--seed", type=int, default=0, help="traffic and routing seed (default 0)")
+    core.add_argument(
+        "--tick", type=_positive(float), default=1.0, metavar="S", help="seconds a tick (default 1)"
+    )
+    core.add_argument(
+        "--speed",
+        type=_positive(float),
+        default=1.0,
+        metavar="X",
+        help="simulated seconds per real second (default 1)",
+    )
+    core.add_argument(
+        "--state-db",
+        metavar="FILE",
+        help="SQLite journal of desired state and commands, kept across restarts",
+    )
+    core.set_defaults(run=_run_core)
 
     watch = sub.add_parser("watch", help="print every message of a site, decoded, as JSON lines")
     add_broker_options(watch)

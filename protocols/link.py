@@ -177,10 +177,19 @@ class Link:
                     self._log.info("%s: broker speaks MQTT 3.1.1 only", self.endpoint.url)
                     self.mqtt5 = False
                     continue
+                elif (
+                    self.endpoint.mqtt5 is None
+                    and self.session == 0
+                    and self.mqtt5
+                    and not failures
+                ):
+                    # Some 3.1.1 brokers never answer an MQTT 5 CONNECT (amqtt with a will).
+                    self._log.info("%s: no answer to MQTT 5; trying 3.1.1", self.endpoint.url)
+                    self.mqtt5 = False
+                    continue
                 else:
                     if self.endpoint.mqtt5 is None and self.session == 0:
-                        # Some 3.1.1 brokers never answer an MQTT 5 CONNECT: until one
-                        # version has worked, try the other one next time.
+                        # Until one version has worked, try the other one next time.
                         self.mqtt5 = not self.mqtt5
                     failures += 1
                     if down_since is None:

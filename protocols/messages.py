@@ -182,6 +182,8 @@ class Summary(Struct, frozen=True, gc=False):
     itl_p99_s: float = 0.0
     ingest_per_s: float = 0.0
     """Telemetry messages the core ingested per second."""
+    rejected: Count = 0
+    """Messages the core has rejected as malformed or unknown since it started."""
 
 
 class RackStates(Struct, frozen=True, gc=False, array_like=True):

@@ -52,12 +52,19 @@ class ControlPlane:
     one toward the other."""
 
     def __init__(
-        self, fleet: FleetState, pools: Pools, journal: Journal, send_to_agent: SendToAgent
+        self,
+        fleet: FleetState,
+        pools: Pools,
+        journal: Journal,
+        send_to_agent: SendToAgent,
+        speed: float = 1.0,
     ) -> None:
         self.fleet = fleet
         self.pools = pools
         self.journal = journal
         self.send_to_agent = send_to_agent
+        self.speed = speed
+        """Simulated seconds per real second: agents report in real time."""
         desired = journal.desired()
         self.intents: dict[str, NodeIntent] = dict(desired.nodes)
         self.routes: dict[str, dict[str, float]] = dict(desired.routes)
@@ -76,7 +83,10 @@ class ControlPlane:
             if row is not None:
                 states[row] = STATE_INDEX[intent.state]
         for agent in self.fleet.agents.values():
-            if not agent.alive or now - agent.seen > STALE_INTERVALS * agent.interval_s:
+            if (
+                not agent.alive
+                or now - agent.seen > STALE_INTERVALS * agent.interval_s * self.speed
+            ):
                 states[agent.node_rows] = STATE_INDEX["lost"]
         gpus = self.fleet.devices["gpu"].table
         missing = np.bincount(gpus["node"][~gpus["present"]], minlength=len(states))

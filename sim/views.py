@@ -46,7 +46,9 @@ class Views:
         table = fleet.devices["gpu"].table
         return nodes, nodes[table["node"]]
 
-    def summary(self, report: TickReport, tick: int, speed: float, ingest_per_s: float) -> Summary:
+    def summary(
+        self, report: TickReport, tick: int, speed: float, ingest_per_s: float, rejected: int
+    ) -> Summary:
         """The fleet in one message."""
         fleet = self.world.fleet
         nodes, gpu_nodes = self._gpu_states(report.time)
@@ -78,6 +80,7 @@ class Views:
             ttft_p99_s=max(ttft99, default=0.0),
             itl_p99_s=max(itl99, default=0.0),
             ingest_per_s=ingest_per_s,
+            rejected=rejected,
         )
 
     def racks(self, now: float) -> RackStates:

@@ -1,0 +1,266 @@
+"""The core service: the world on an MQTT broker. It ingests births, deaths and telemetry,
+ticks, assigns load back to the agents, publishes what dashboards read, and answers commands."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import aiomqtt
+import numpy as np
+
+from protocols import codec
+from protocols.codec import encode, encode_json, is_json
+from protocols.columns import GpuLoad, layout
+from protocols.commands import AgentCommand, OperatorCommand, Query, Reply, reply_destination
+from protocols.complaints import Complaints
+from protocols.endpoint import Endpoint
+from protocols.errors import MessageError
+from protocols.link import Link, LinkDown
+from protocols.messages import Assignment, CoreStatus, Event, Events, Severity
+from protocols.topics import (
+    AgentTopic,
+    StateView,
+    agent_filter,
+    agent_topic,
+    command_topic,
+    core_status_topic,
+    events_topic,
+    parse_topic,
+    state_topic,
+)
+from sim import defaults
+from sim.clock import Clock, RealClock
+from sim.control import ControlPlane
+from sim.fleet_state import FleetState
+from sim.journal import Journal, summary
+from sim.pools import Pools, PoolSpec
+from sim.traffic import Traffic, TrafficProfile
+from sim.views import Views
+from sim.world import TickReport, World
+
+log = logging.getLogger("aidc.core")
+
+VERSION = "0.1.0"
+RECENT_EVENTS = 1000
+"""Events a `query what=events` can read back."""
+
+
+class CoreService:
+    """One site's core: its world, its link to the broker, and the loop that ticks it."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        site: str,
+        *,
+        seed: int = 0,
+        tick_s: float = 1.0,
+        clock: Clock | None = None,
+        state_db: str | Path = ":memory:",
+        pools: Sequence[PoolSpec] = defaults.POOLS,
+        traffic: Mapping[str, TrafficProfile] = defaults.TRAFFIC,
+    ) -> None:
+        self.site = site
+        self.tick_s = tick_s
+        self.clock = clock or RealClock()
+        self.fleet = FleetState()
+        self.pools = Pools(self.fleet)
+        for spec in pools:
+            self.pools.add(spec)
+        self._to_agents: list[tuple[str, AgentCommand]] = []
+        self.control = ControlPlane(
+            self.fleet,
+            self.pools,
+            Journal(state_db),
+            lambda a, c: self._to_agents.append((a, c)),
+            speed=self.clock.speed or 1.0,
+        )
+        rng = np.random.default_rng(seed)
+        models = list(traffic)
+        self.world = World(
+            self.fleet, self.pools, self.control, Traffic(list(traffic.values()), rng), models, rng
+        )
+        self.views = Views(self.world)
+        self.complaints = Complaints(log)
+        self.session = int(time.time() * 1000)
+        """Changes every start, so agents know a new core needs their births."""
+        self.tick = 0
+        self.events: deque[Event] = deque(maxlen=RECENT_EVENTS)
+        self._pending_events: list[Event] = []
+        self._said: set[str] = set()
+        self._ingested = 0
+        status = core_status_topic(site)
+        self.link = Link(
+            endpoint,
+            f"aidc-core-{site}",
+            subscriptions=[
+                (agent_filter(AgentTopic.BIRTH, site), 1),
+                (agent_filter(AgentTopic.DEATH, site), 1),
+                (agent_filter(AgentTopic.TELEMETRY, site), 0),
+                (command_topic(site), 1),
+            ],
+            will=lambda _: aiomqtt.Will(
+                status, encode(CoreStatus(False, self.session)), qos=1, retain=True
+            ),
+            on_connect=self._online,
+            persistent=True,
+        )
+
+    async def _online(self, _: int) -> None:
+        status = CoreStatus(True, self.session, self.clock.now(), self.clock.speed, VERSION)
+        await self.link.publish(core_status_topic(self.site), encode(status), qos=1, retain=True)
+
+    async def run(self) -> None:
+        """Connect and tick until cancelled; then say the core is offline."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.link.run(self._on_message))
+                group.create_task(self._ticks())
+        finally:
+            await asyncio.shield(self._offline())
+
+    async def _offline(self) -> None:
+        """A clean stop: the retained status says offline (the will covers a crash)."""
+        status = CoreStatus(False, self.session, self.clock.now(), self.clock.speed, VERSION)
+        await self._send(core_status_topic(self.site), encode(status), qos=1, retain=True)
+
+    async def _on_message(self, message: aiomqtt.Message) -> None:
+        payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
+        topic = message.topic.value
+        now = self.clock.now()
+        try:
+            kind = parse_topic(topic).kind
+            if kind == AgentTopic.TELEMETRY:
+                problem = self.fleet.on_telemetry(codec.TELEMETRY.decode(payload), now)
+                if problem:
+                    self.complaints.reject("telemetry", problem)
+                else:
+                    self._ingested += 1
+            elif kind == AgentTopic.BIRTH:
+                self.fleet.on_birth(codec.BIRTH.decode(payload), now)
+            elif kind == AgentTopic.DEATH:
+                death = codec.DEATH.decode(payload)
+                if self.fleet.on_death(death) and not death.clean:
+                    self._event(
+                        "error", f"agent/{death.agent}", "death", f"agent {death.agent} died"
+                    )
+            elif kind == "cmd":
+                await self._command(payload, now)
+        except (MessageError, ValueError) as error:
+            self.complaints.reject("malformed", f"{topic}: {error}")
+
+    async def _command(self, payload: bytes | bytearray, now: float) -> None:
+        """Answer a command in its own encoding; a malformed one gets a reply if it has an id."""
+        as_json = is_json(payload)
+        try:
+            command: OperatorCommand = codec.COMMAND.decode(payload)
+        except MessageError as error:
+            self.complaints.reject("command", str(error))
+            return
+        if isinstance(command, Query):
+            try:
+                reply = Reply(command.id, ok=True, result=self.views.query(command, now))
+            except ValueError as error:
+                reply = Reply(command.id, ok=False, error=str(error))
+        else:
+            reply = self.control.handle(command, now)
+            if reply.ok:
+                self._event("info", "control", "command", summary(command), command.id)
+        try:
+            topic = reply_destination(self.site, command)
+        except ValueError as error:
+            self.complaints.reject("command", str(error))
+            return
+        await self._send(topic, encode_json(reply) if as_json else encode(reply), qos=1)
+        await self._flush_agent_commands()
+
+    async def _flush_agent_commands(self) -> None:
+        pending, self._to_agents = self._to_agents, []
+        for agent, command in pending:
+            view = self.fleet.agents.get(agent)
+            if view is not None:
+                topic = agent_topic(AgentTopic.AGENTCMD, self.site, view.rack, agent)
+                await self._send(topic, encode(command), qos=1)
+
+    async def _send(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        with contextlib.suppress(LinkDown):  # the broker is away: state goes out next tick
+            await self.link.publish(topic, payload, qos=qos, retain=retain)
+
+    def _event(
+        self, severity: Severity, subject: str, kind: str, message: str, command: str | None = None
+    ) -> None:
+        event = Event(self.clock.now(), severity, subject, kind, message, command)
+        self.events.append(event)
+        self._pending_events.append(event)
+
+    async def _ticks(self) -> None:
+        # A tick is `tick_s` real seconds, `tick_s * speed` simulated; a manual clock (speed
+        # 0) ticks every `tick_s` simulated seconds as a scenario advances it.
+        simulated_tick = self.tick_s * (self.clock.speed or 1.0)
+        last, real = self.clock.now(), time.monotonic()
+        while True:
+            now = await self.clock.sleep_until_next_tick(simulated_tick)
+            report = self.world.tick(now, max(now - last, 1e-3))
+            self.tick += 1
+            last = now
+            self._record(report)
+            elapsed, real = time.monotonic() - real, time.monotonic()
+            await self._publish(report, self._ingested / max(elapsed, 1e-3))
+            self._ingested = 0
+
+    def _record(self, report: TickReport) -> None:
+        for finding in report.findings:
+            self._event(finding.severity, finding.subject, finding.kind, finding.message)
+        for sentence in report.happened:
+            if sentence not in self._said:  # a pool that cannot grow says so once
+                self._said.add(sentence)
+                self._event(
+                    "warning" if "no room" in sentence else "info", "control", "control", sentence
+                )
+
+    async def _publish(self, report: TickReport, ingest_per_s: float) -> None:
+        summary = self.views.summary(
+            report, self.tick, self.clock.speed, ingest_per_s, self.complaints.total
+        )
+        await self._send(state_topic(self.site, StateView.SUMMARY), encode(summary))
+        await self._send(
+            state_topic(self.site, StateView.RACKS), encode(self.views.racks(report.time))
+        )
+        await self._send(state_topic(self.site, StateView.POOLS), encode(self.views.pools(report)))
+        if self._pending_events:
+            events, self._pending_events = self._pending_events, []
+            await self._send(events_topic(self.site), encode(Events(events)), qos=1)
+        await self._assign(report.time)
+        await self._flush_agent_commands()
+
+    async def _assign(self, now: float) -> None:
+        """Send every agent the load of its GPUs."""
+        load = self.world.gpu_load()
+        table = self.fleet.devices["gpu"].table
+        spec = layout(GpuLoad)
+        for name, agent in self.fleet.agents.items():
+            if not agent.alive:
+                continue
+            rows = agent.device_rows["gpu"]
+            if not rows.size:
+                continue
+            node_index = {int(r): i for i, r in enumerate(agent.node_rows.tolist())}
+            block = spec.pack(
+                {
+                    "node": [node_index[int(n)] for n in table["node"][rows]],
+                    "gpu": table["slot"][rows],
+                    "busy": load["busy"][rows],
+                    "tensor": load["tensor"][rows],
+                    "dram": load["dram"][rows],
+                    "memory_mib": load["memory_mib"][rows],
+                    "nvlink_bytes_per_s": load["busy"][rows] * 1e11,
+                }
+            )
+            assignment = Assignment(name, agent.session, self.tick, now, agent.nodes, gpu=block)  # type: ignore[arg-type]
+            await self._send(
+                agent_topic(AgentTopic.ASSIGN, self.site, agent.rack, name), encode(assignment)
+            )

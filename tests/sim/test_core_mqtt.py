@@ -1,0 +1,138 @@
+"""The core with real agents over a real mosquitto: it learns the fleet, serves traffic, and a
+JSON drain sent with mosquitto_pub is answered ok and ends with the node drained."""
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aidc.brokers import spawned_broker
+from protocols.codec import decode_message, encode
+from protocols.commands import Query
+from protocols.endpoint import Endpoint
+from protocols.link import Link
+from protocols.messages import PoolStates, Summary
+from tests.mqtt import Inbox, running
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = "core1"
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aidc", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Endpoint]:
+    """mosquitto, a core at 30x and two HGX H100 racks of agents."""
+    with spawned_broker("mosquitto") as endpoint:
+        url = f"mqtt://127.0.0.1:{endpoint.port}"
+        core = start("core", "--broker", url, "--site", SITE, "--tick", "0.2", "--speed", "30")
+        agents = start(
+            "agents",
+            "--broker",
+            url,
+            "--site",
+            SITE,
+            "--racks",
+            "2",
+            "--rack-kind",
+            "hgx-h100",
+            "--interval",
+            "0.2",
+        )
+        try:
+            yield Endpoint(endpoint.host, endpoint.port, mqtt5=True)
+        finally:
+            for process in (agents, core):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGINT)
+            for process in (agents, core):
+                _, err = process.communicate(timeout=15)
+                assert "Traceback" not in err, err
+
+
+def latest(inbox: Inbox, kind: type):  # type: ignore[no-untyped-def]
+    for message in reversed(inbox.messages):
+        _, decoded = decode_message(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
+        if isinstance(decoded, kind):
+            return decoded
+    return None
+
+
+async def until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.1)
+
+
+async def test_the_core_learns_the_fleet_and_serves(site: Endpoint) -> None:
+    watcher = Link(site, "watch-core", subscriptions=[(f"aidc/v1/{SITE}/state/+", 0)])
+    async with running(watcher) as inbox:
+        await until(lambda: (s := latest(inbox, Summary)) is not None and s.gpus_healthy == 64)
+
+        def h100() -> object:
+            pools = latest(inbox, PoolStates)
+            return pools and next(p for p in pools.pools if p.pool == "llama-70b-h100")
+
+        await until(lambda: (p := h100()) is not None and p.replicas_ready == 2)  # type: ignore[attr-defined]
+        await until(lambda: latest(inbox, Summary).tokens_per_s > 0)
+        summary = latest(inbox, Summary)
+        assert summary.nodes.get("ready") == 8 + 3
+        assert summary.power_w > 0
+
+
+async def test_a_json_drain_from_mosquitto_pub_is_ok_and_the_node_drains(site: Endpoint) -> None:
+    replies = Link(site, "replies", subscriptions=[(f"aidc/v1/{SITE}/ctl/reply/#", 1)])
+    async with running(replies) as inbox:
+        await asyncio.sleep(3)
+        drain = (
+            '{"op":"drain","id":"drain-r001-n01","nodes":["r001-n01"],"grace_s":30,"force":true}'
+        )
+        subprocess.run(
+            ["mosquitto_pub", "-p", str(site.port), "-t", f"aidc/v1/{SITE}/ctl/cmd", "-m", drain],
+            check=True,
+        )
+        (reply,) = await inbox.wait_for(1, timeout=10)
+        answer = json.loads(reply.payload)  # type: ignore[arg-type]
+        assert answer["id"] == "drain-r001-n01"
+        assert answer["ok"] is True, answer
+        assert answer["result"]["nodes"]["r001-n01"] in ("draining", "drained")
+
+        async def state() -> str:
+            query = Query(id=f"q-{len(inbox.messages)}", what="nodes", filter="r001-n01")
+            await replies.publish(f"aidc/v1/{SITE}/ctl/cmd", encode(query), qos=1)
+            await inbox.wait_for(len(inbox.messages) + 1, timeout=10)
+            _, last = decode_message(
+                inbox.messages[-1].topic.value, bytes(inbox.messages[-1].payload)
+            )  # type: ignore[arg-type]
+            return str(last.result["nodes"][0]["state"])
+
+        async with asyncio.timeout(30):
+            while await state() != "drained":
+                await asyncio.sleep(0.5)
+
+
+async def test_malformed_telemetry_is_counted_not_fatal(site: Endpoint) -> None:
+    watcher = Link(site, "watch-bad", subscriptions=[(f"aidc/v1/{SITE}/state/summary", 0)])
+    async with running(watcher) as inbox:
+        await until(lambda: latest(inbox, Summary) is not None)
+        before = latest(inbox, Summary).rejected
+        for payload in (b"\x00\xff", b"[1,2]", b"{}"):
+            await watcher.publish(f"aidc/v1/{SITE}/telemetry/r001/r001", payload, qos=1)
+        await until(lambda: latest(inbox, Summary).rejected >= before + 3)
+        assert latest(inbox, Summary).gpus_healthy > 0
