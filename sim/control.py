@@ -64,6 +64,8 @@ class ControlPlane:
         self.journal = journal
         self.send_to_agent = send_to_agent
         self.speed = speed
+        self.lost = 0.0
+        """Requests a drain could not re-route (no other ready replica)."""
         """Simulated seconds per real second: agents report in real time."""
         desired = journal.desired()
         self.intents: dict[str, NodeIntent] = dict(desired.nodes)
@@ -269,7 +271,8 @@ class ControlPlane:
     # -- every tick ----------------------------------------------------------------------------
 
     def tick(self, now: float) -> list[str]:
-        """Move drains along, keep pools at their size; sentences for what happened."""
+        """Move drains along (at the deadline, what is still in flight is re-routed), keep
+        pools at their size; sentences for what happened."""
         happened = []
         draining = [n for n, i in self.intents.items() if i.state == "draining"]
         for node in draining:
@@ -278,7 +281,7 @@ class ControlPlane:
             for replica in replicas:
                 self.pools.drain(replica)
                 if intent.deadline is not None and now >= intent.deadline:
-                    self.pools.stop(replica)
+                    self.lost += self.pools.hand_over(replica)
             if not self._replicas_on([node]):
                 drained = NodeIntent(node, "drained", now, intent.command, intent.reason)
                 self.intents[node] = drained

@@ -138,6 +138,22 @@ class Pools:
         self.state.waiting[row] = self.state.backlog_s[row] = self.state.running[row] = 0.0
         return dropped
 
+    def hand_over(self, row: int) -> float:
+        """Stop a replica and re-route its requests (waiting and in flight) to the least
+        loaded ready replica of its pool, where they start over; the requests lost because
+        there is none."""
+        pool = self._pool_of(row)
+        waiting, running = self.stop(row)
+        moved = waiting + running
+        ready = [r for r in pool.replicas if self.replicas["state"][r] == READY]
+        if not ready or moved <= 0:
+            return moved if not ready else 0.0
+        target = min(ready, key=lambda r: self.state.waiting[r] + self.state.running[r])
+        work = pool.spec.prompt_tokens * pool.perf.prefill_s_per_token
+        self.state.waiting[target] += moved
+        self.state.backlog_s[target] += moved * work
+        return 0.0
+
     def _pool_of(self, row: int) -> Pool:
         return list(self.pools.values())[int(self.replicas["pool"][row])]
 

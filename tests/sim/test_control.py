@@ -97,8 +97,13 @@ def test_a_drain_moves_the_replica_and_the_node_ends_drained() -> None:
     happened = control.tick(t + 1)
     assert control.intents[node].state == "draining"
     assert len(control.pools.pools[SPEC.pool].replicas) == 3, "a replacement is placed elsewhere"
+    others = [r for r in control.pools.pools[SPEC.pool].replicas if r != replica]
+    waiting_before = sum(control.pools.state.waiting[r] for r in others)
     control.tick(t + 61)
     assert control.intents[node].state == "drained"
+    waiting_after = sum(control.pools.state.waiting[r] for r in others)
+    assert waiting_after == waiting_before + 5.0, "in-flight requests are re-routed, not lost"
+    assert control.lost == 0.0
     assert replica not in control.pools.pools[SPEC.pool].replicas
     assert "node" not in " ".join(happened)
     for agent in control.fleet.agents.values():
