@@ -79,17 +79,14 @@ class ControlPlane:
 
     def node_states(self, now: float) -> npt.NDArray[np.uint8]:
         """Every node's state (an index into NODE_STATES), by node row."""
-        states = np.zeros(len(self.fleet.nodes), np.uint8)
+        nodes = self.fleet.nodes
+        states = np.zeros(len(nodes), np.uint8)
         for node, intent in self.intents.items():
-            row = self.fleet.nodes.rows.get(node)
+            row = nodes.rows.get(node)
             if row is not None:
                 states[row] = STATE_INDEX[intent.state]
-        for agent in self.fleet.agents.values():
-            if (
-                not agent.alive
-                or now - agent.seen > STALE_INTERVALS * agent.interval_s * self.speed
-            ):
-                states[agent.node_rows] = STATE_INDEX["lost"]
+        stale = now - nodes["seen"] > STALE_INTERVALS * nodes["interval"] * self.speed
+        states[~nodes["alive"] | stale] = STATE_INDEX["lost"]
         gpus = self.fleet.devices["gpu"].table
         missing = np.bincount(gpus["node"][~gpus["present"]], minlength=len(states))
         states[(missing > 0) & (states != STATE_INDEX["lost"])] = STATE_INDEX["failed"]

@@ -113,7 +113,6 @@ class AgentView:
     seq: int = 0
     gaps: int = 0
     alive: bool = True
-    seen: float = 0.0
     interval_s: float = 1.0
     rack: str = ""
 
@@ -140,7 +139,13 @@ class FleetState:
         self.domains = Table({})
         """NVLink domains (LPU racks), interned: the `domain` column of the device tables."""
         self.nodes = Table(
-            {"rack": np.int32, "kind": np.uint8}
+            {
+                "rack": np.int32,
+                "kind": np.uint8,
+                "alive": np.bool_,
+                "seen": np.float64,
+                "interval": np.float64,
+            }
             | {f"first_{kind}": np.int32 for kind in DEVICE_BLOCKS}
             | {f"{kind}s": np.int32 for kind in DEVICE_BLOCKS}
         )
@@ -168,12 +173,14 @@ class FleetState:
                 table["present"][rows] = True  # as born, until telemetry says otherwise
                 table["model"][rows] = self.models.add([model for model, _ in devices])
                 table["domain"][rows] = self.domains.add([domain for _, domain in devices])
+        self.nodes["alive"][node_rows] = True
+        self.nodes["seen"][node_rows] = now
+        self.nodes["interval"][node_rows] = birth.interval_s
         self.agents[birth.agent] = AgentView(
             [n.node for n in birth.nodes],
             node_rows,
             {kind: self._device_rows(node_rows, kind) for kind in DEVICE_BLOCKS},
             birth.session,
-            seen=now,
             interval_s=birth.interval_s,
             rack=birth.rack,
         )
@@ -184,6 +191,7 @@ class FleetState:
         if agent is None or death.session != agent.session:
             return False
         agent.alive = False
+        self.nodes["alive"][agent.node_rows] = False
         for kind, devices in self.devices.items():
             devices.table["present"][agent.device_rows[kind]] = False
         return True
@@ -230,7 +238,9 @@ class FleetState:
             devices.ingest(self.nodes[f"first_{kind}"][nodes] + slots, record, now)
         if agent.seq and message.seq > agent.seq + 1:
             agent.gaps += message.seq - agent.seq - 1
-        agent.seq, agent.seen, agent.alive = message.seq, now, True
+        agent.seq, agent.alive = message.seq, True
+        self.nodes["seen"][node_rows] = now
+        self.nodes["alive"][node_rows] = True
         self.counts.ingested += 1
         return None
 

@@ -36,8 +36,7 @@ def site(
     )
     control.tick(0.0)
     warm = pools.pools[SPEC.pool].warm_up_s
-    for agent in fleet.agents.values():
-        agent.seen = warm
+    fleet.nodes["seen"][:] = warm
     control.tick(warm)
     return control, sent
 
@@ -106,8 +105,7 @@ def test_a_drain_moves_the_replica_and_the_node_ends_drained() -> None:
     assert control.lost == 0.0
     assert replica not in control.pools.pools[SPEC.pool].replicas
     assert "node" not in " ".join(happened)
-    for agent in control.fleet.agents.values():
-        agent.seen = t + 62
+    control.fleet.nodes["seen"][:] = t + 62
     assert control.handle(Uncordon(id="u2", nodes=[node]), t + 62).result == {
         "nodes": {node: "ready"}
     }

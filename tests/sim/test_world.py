@@ -38,8 +38,7 @@ def run(world: World, start: float, seconds: float, dt: float = 0.5):  # type: i
     t = start
     while t < start + seconds:
         t += dt
-        for agent in world.fleet.agents.values():
-            agent.seen = t
+        world.fleet.nodes["seen"][:] = t
         report = world.tick(t, dt)
     return report, t
 
