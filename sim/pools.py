@@ -92,32 +92,42 @@ class Pools:
             owner = self.owner[kind] = np.concatenate([owner, np.full(size - owner.shape[0], -1)])
         return owner
 
-    def place(self, pool: Pool, schedulable: npt.NDArray[np.bool_], now: float) -> int | None:
-        """Put one replica of `pool` on free schedulable devices of its model in one domain,
-        best fit (the domain with the fewest such devices that still has enough); its row."""
-        kind = pool.accelerator.kind
+    def place(self, pool: Pool, count: int, schedulable: npt.NDArray[np.bool_], now: float) -> int:
+        """Put up to `count` replicas of `pool` on free schedulable devices of its model, each
+        within one domain, best fit (domains with the fewest free devices first); how many."""
+        kind, width = pool.accelerator.kind, pool.spec.tensor_parallel
         table = self.fleet.devices[kind].table
-        if pool.spec.hardware not in self.fleet.models.rows:
-            return None
-        model = self.fleet.models.rows[pool.spec.hardware]
+        model = self.fleet.models.rows.get(pool.spec.hardware)
+        if model is None or count <= 0:
+            return 0
         owner = self.owners(kind)
-        free = schedulable & (owner[: len(table)] < 0) & (table["model"] == model)
-        domains, counts = np.unique(table["domain"][free], return_counts=True)
-        fitting = counts >= pool.spec.tensor_parallel
-        if not fitting.any():
-            return None
-        domain = domains[fitting][np.argmin(counts[fitting])]
-        devices = np.flatnonzero(free & (table["domain"] == domain))[: pool.spec.tensor_parallel]
-        row = int(self.replicas.add_anonymous(1)[0])
-        self.replicas["pool"][row] = list(self.pools).index(pool.spec.pool)
-        self.replicas["state"][row] = WARMING
-        self.replicas["ready_at"][row] = now + pool.warm_up_s
-        self.devices.append(devices)
-        self.kind.append(kind)
-        owner[devices] = row
-        pool.replicas.append(row)
+        free = np.flatnonzero(schedulable & (owner[: len(table)] < 0) & (table["model"] == model))
+        domains = table["domain"][free]
+        order = np.argsort(domains, kind="stable")
+        free, domains = free[order], domains[order]
+        per_domain = np.bincount(domains, minlength=len(self.fleet.domains))
+        fits = per_domain // width
+        candidates = np.flatnonzero(fits > 0)
+        candidates = candidates[np.argsort(per_domain[candidates], kind="stable")]
+        taken = np.minimum(np.cumsum(fits[candidates]), count)
+        take = np.zeros_like(fits)
+        take[candidates] = np.diff(taken, prepend=0)
+        first = np.searchsorted(domains, domains)
+        chosen = free[np.arange(free.size) - first < take[domains] * width]
+        placed = int(chosen.size // width)
+        if not placed:
+            return 0
+        rows = self.replicas.add_anonymous(placed)
+        self.replicas["pool"][rows] = list(self.pools).index(pool.spec.pool)
+        self.replicas["state"][rows] = WARMING
+        self.replicas["ready_at"][rows] = now + pool.warm_up_s
+        groups = chosen.reshape(placed, width)
+        self.devices.extend(groups)
+        self.kind.extend([kind] * placed)
+        owner[chosen] = np.repeat(rows, width)
+        pool.replicas.extend(rows.tolist())
         self._grow_state()
-        return row
+        return placed
 
     def _grow_state(self) -> None:
         n, old = len(self.replicas), self.state
@@ -180,11 +190,7 @@ class Pools:
             for row in active[pool.desired :][::-1]:
                 self.drain(row)
             missing = pool.desired - len(active)
-            while (
-                missing > 0
-                and self.place(pool, schedulable[pool.accelerator.kind], now) is not None
-            ):
-                missing -= 1
+            missing -= self.place(pool, missing, schedulable[pool.accelerator.kind], now)
             if missing > 0:
                 problems.append(
                     f"pool {pool.spec.pool}: no room for {missing} more replica(s) of "
