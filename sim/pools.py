@@ -72,6 +72,8 @@ class Pools:
         }
         self.state = ReplicaState.empty(0)
         self._params: ReplicaParams | None = None
+        self.gpu_devices = np.full((0, 1), -1, np.int64)
+        """GPU rows of each replica, one row per replica, -1 padded (LPU replicas: all -1)."""
 
     def add(self, spec: PoolSpec) -> Pool:
         """A new pool (its replicas are placed by `reconcile`); ValueError if it cannot be."""
@@ -123,11 +125,23 @@ class Pools:
         self.replicas["ready_at"][rows] = now + pool.warm_up_s
         groups = chosen.reshape(placed, width)
         self.devices.extend(groups)
+        self._grow_gpu_devices(width if kind == "gpu" else 1)
+        if kind == "gpu":
+            self.gpu_devices[rows, :width] = groups
         self.kind.extend([kind] * placed)
         owner[chosen] = np.repeat(rows, width)
         pool.replicas.extend(rows.tolist())
         self._grow_state()
         return placed
+
+    def _grow_gpu_devices(self, width: int) -> None:
+        old = self.gpu_devices
+        rows, columns = max(len(self.replicas), old.shape[0]), max(width, old.shape[1])
+        if (rows, columns) != old.shape:
+            capacity = max(rows, 2 * old.shape[0]) if rows > old.shape[0] else old.shape[0]
+            new = np.full((capacity, columns), -1, np.int64)
+            new[: old.shape[0], : old.shape[1]] = old
+            self.gpu_devices = new
 
     def _grow_state(self) -> None:
         n, old = len(self.replicas), self.state

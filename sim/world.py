@@ -13,7 +13,7 @@ from sim.control import STATE_INDEX, ControlPlane
 from sim.fleet_state import FleetState
 from sim.health import Finding, HealthPolicy
 from sim.histogram import Histograms
-from sim.pools import DRAINING, READY, Pools
+from sim.pools import DRAINING, READY, WARMING, Pools
 from sim.routing import POLICIES, route, split_by_weights
 from sim.serving import TickResult, serve
 from sim.traffic import Traffic
@@ -75,7 +75,9 @@ class World:
         self.rng = rng
         self.health = HealthPolicy(fleet)
         self.autoscaler = Autoscaler()
-        self.ttft, self.itl, self.e2e = Histograms(0), Histograms(0), Histograms(0)
+        pools_count = len(pools.pools)
+        self.ttft, self.itl, self.e2e = (Histograms(pools_count) for _ in range(3))
+        """Latencies per pool, over a decaying window."""
         self.result = TickResult.empty(0)
         self.busy = np.zeros(0)
         self.arrivals = np.zeros(0)
@@ -84,9 +86,7 @@ class World:
 
     def _grow(self) -> None:
         n = len(self.pools.replicas)
-        if len(self.ttft) < n:
-            for histograms in (self.ttft, self.itl, self.e2e):
-                histograms.resize(n)
+        if self.result.admitted.shape[0] < n:
             pad = n - self.result.admitted.shape[0]
             self.result = TickResult(
                 *(np.concatenate([a, np.zeros(pad)]) for a in vars(self.result).values())
@@ -130,24 +130,37 @@ class World:
         return report
 
     def _observe(self, arrivals: npt.NDArray[np.float64], step: float) -> None:
-        """Fold one serving step's latencies into the decaying histograms."""
+        """Fold one serving step's latencies into each pool's decaying histograms."""
         decay = math.exp(-step / WINDOW_S)
-        for histograms in (self.ttft, self.itl, self.e2e):
+        pool = self.pools.replicas["pool"].astype(np.int64)
+        for histograms, value, weight in (
+            (self.ttft, self.result.ttft_s, arrivals),
+            (self.itl, self.result.itl_s, self.result.tokens),
+            (self.e2e, self.result.e2e_s, self.result.completed),
+        ):
             histograms.decay(decay)
-        self.ttft.add_per_entity(np.maximum(self.result.ttft_s, 1e-6), arrivals)
-        self.itl.add_per_entity(np.maximum(self.result.itl_s, 1e-6), self.result.tokens)
-        self.e2e.add_per_entity(np.maximum(self.result.e2e_s, 1e-6), self.result.completed)
+            seen = weight > 0
+            histograms.add(pool[seen], np.maximum(value[seen], 1e-6), weight[seen])
+
+    def _gpu_values(
+        self, values: npt.NDArray[np.generic], missing: float
+    ) -> npt.NDArray[np.float64]:
+        """A per-GPU value for every device of every replica, `missing` where none."""
+        devices = self.pools.gpu_devices[: len(self.pools.replicas)]
+        held = devices >= 0
+        return np.where(held, values[np.maximum(devices, 0)], missing).astype(np.float64)
 
     def _stop_broken_replicas(self) -> None:
         """Replicas with a device that stopped reporting stop; their requests are lost."""
-        present = self.fleet.devices["gpu"].table["present"]
-        for pool in self.pools.pools.values():
-            for row in list(pool.replicas):
-                if self.pools.kind[row] == "gpu" and not present[self.pools.devices[row]].all():
-                    waiting, running = self.pools.stop(row)
-                    self.failed[pool.spec.pool] = (
-                        self.failed.get(pool.spec.pool, 0.0) + waiting + running
-                    )
+        present = self.fleet.devices["gpu"].table["present"].astype(np.float64)
+        states = self.pools.replicas["state"]
+        active = np.isin(states, (WARMING, READY, DRAINING))
+        broken = np.flatnonzero(active & (self._gpu_values(present, 1.0).min(axis=1) < 1.0))
+        names = list(self.pools.pools)
+        for row in broken.tolist():
+            pool = names[int(self.pools.replicas["pool"][row])]
+            waiting, running = self.pools.stop(row)
+            self.failed[pool] = self.failed.get(pool, 0.0) + waiting + running
 
     def _route(self, now: float, dt: float) -> tuple[npt.NDArray[np.float64], float]:
         counts, _prompt, _output = self.traffic.arrivals(now - dt, dt)
@@ -189,25 +202,16 @@ class World:
         return arrivals, unroutable
 
     def _clock_factors(self) -> npt.NDArray[np.float64]:
-        """Each replica's slowest device clock over its maximum (1 without telemetry)."""
-        gpus = self.fleet.devices["gpu"]
-        clocks = gpus.gauge("DCGM_FI_DEV_SM_CLOCK")
-        factors = np.ones(len(self.pools.replicas))
-        for row, devices in enumerate(self.pools.devices):
-            if self.pools.kind[row] != "gpu" or not len(devices):
-                continue
-            pool = list(self.pools.pools.values())[int(self.pools.replicas["pool"][row])]
-            slowest = float(clocks[devices].min())
-            if slowest > 0:
-                factors[row] = min(max(slowest / pool.accelerator.max_clock_mhz, 0.05), 1.0)
-        return factors
+        """Each replica's slowest GPU clock over its maximum (1 without telemetry, or LPUs)."""
+        clocks = self.fleet.devices["gpu"].gauge("DCGM_FI_DEV_SM_CLOCK")
+        slowest = self._gpu_values(clocks, np.inf).min(axis=1, initial=np.inf)
+        max_clock = np.array([p.accelerator.max_clock_mhz for p in self.pools.pools.values()])
+        ratio = slowest / max_clock[self.pools.replicas["pool"]]
+        return np.where(np.isfinite(ratio) & (slowest > 0), np.clip(ratio, 0.05, 1.0), 1.0)
 
     def _pool_figures(self, dt: float) -> dict[str, PoolFigures]:
         groups = self.pools.replicas["pool"].astype(np.int64)
-        n = len(self.pools.pools)
-        ttft = self.ttft.groupby_sum(groups, n).percentiles()
-        itl = self.itl.groupby_sum(groups, n).percentiles()
-        e2e = self.e2e.groupby_sum(groups, n).percentiles()
+        ttft, itl, e2e = (h.percentiles() for h in (self.ttft, self.itl, self.e2e))
         figures = {}
         for i, (name, pool) in enumerate(self.pools.pools.items()):
             mine = groups == i
@@ -249,23 +253,23 @@ class World:
 
     def gpu_load(self) -> dict[str, npt.NDArray[np.float64]]:
         """What each GPU is asked to do, from the replica that holds it (idle if none)."""
-        table = self.fleet.devices["gpu"].table
-        n = len(table)
+        n = len(self.fleet.devices["gpu"].table)
         owner = self.pools.owners("gpu")[:n]
         held = owner >= 0
-        busy, memory = np.zeros(n), np.zeros(n)
-        busy[held] = self.busy[owner[held]]
+        replica = np.maximum(owner, 0)
+        params = self.pools.serving_params()
         pools = list(self.pools.pools.values())
-        for row, devices in enumerate(self.pools.devices):
-            if self.pools.kind[row] != "gpu" or not len(devices):
-                continue
-            pool = pools[int(self.pools.replicas["pool"][row])]
-            kv_bytes = (
-                self.result.kv_usage[row]
-                * pool.perf.kv_capacity_tokens
-                * pool.perf.kv_bytes_per_token
-            )
-            memory[devices] = (
-                pool.perf.weight_bytes_per_device + kv_bytes / len(devices)
-            ) / 2**20 + DRIVER_MIB
-        return {"busy": busy, "tensor": busy * 0.7, "dram": busy * 0.6, "memory_mib": memory}
+        of_pool = self.pools.replicas["pool"]
+        weights = np.array([p.perf.weight_bytes_per_device for p in pools])[of_pool]
+        kv_per_device = np.array(
+            [p.perf.kv_bytes_per_token / p.spec.tensor_parallel for p in pools]
+        )[of_pool]
+        kv_bytes = self.result.kv_usage * params.kv_capacity_tokens * kv_per_device
+        memory = (weights + kv_bytes) / 2**20 + DRIVER_MIB
+        busy = np.where(held, self.busy[replica], 0.0)
+        return {
+            "busy": busy,
+            "tensor": busy * 0.7,
+            "dram": busy * 0.6,
+            "memory_mib": np.where(held, memory[replica], 0.0),
+        }
