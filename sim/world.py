@@ -256,6 +256,9 @@ class World:
         n = len(self.fleet.devices["gpu"].table)
         owner = self.pools.owners("gpu")[:n]
         held = owner >= 0
+        if not held.any():
+            idle = np.zeros(n)
+            return {"busy": idle, "tensor": idle, "dram": idle, "memory_mib": idle}
         replica = np.maximum(owner, 0)
         params = self.pools.serving_params()
         pools = list(self.pools.pools.values())

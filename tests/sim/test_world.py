@@ -115,3 +115,10 @@ def test_the_same_seed_gives_the_same_numbers() -> None:
     report_b, _ = run(second, 0.0, 300.0)
     assert report_a.pools == report_b.pools
     assert report_a.pools["a"].completed_per_s > 0
+
+
+def test_gpu_loads_before_any_replica_are_idle() -> None:
+    world = site()
+    load = world.gpu_load()
+    assert load["busy"].shape == (64,)
+    assert not load["busy"].any()
