@@ -74,7 +74,7 @@ def latest(inbox: Inbox, kind: type):  # type: ignore[no-untyped-def]
     return None
 
 
-async def until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+async def until(predicate, timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.1)
