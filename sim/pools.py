@@ -47,8 +47,15 @@ class Pool:
     accelerator: Accelerator
     perf: ReplicaPerf
     desired: int
-    replicas: list[int] = field(default_factory=list)
-    """Rows of its replicas that are not stopped."""
+    index: int
+    """Its position among the pools: the `pool` column of the replica table."""
+    pools: "Pools" = field(repr=False)
+
+    @property
+    def replicas(self) -> list[int]:
+        """Rows of its replicas that are not stopped, oldest first."""
+        rows: list[int] = self.pools.rows(self).tolist()
+        return rows
 
     @property
     def warm_up_s(self) -> float:
@@ -81,7 +88,13 @@ class Pools:
         if spec.pool in self.pools:
             raise ValueError(f"pool {spec.pool!r} exists already")
         pool = Pool(
-            spec, model, device, replica_perf(model, device, spec.tensor_parallel), spec.replicas
+            spec,
+            model,
+            device,
+            replica_perf(model, device, spec.tensor_parallel),
+            spec.replicas,
+            len(self.pools),
+            self,
         )
         self.pools[spec.pool] = pool
         return pool
@@ -120,7 +133,7 @@ class Pools:
         if not placed:
             return 0
         rows = self.replicas.add_anonymous(placed)
-        self.replicas["pool"][rows] = list(self.pools).index(pool.spec.pool)
+        self.replicas["pool"][rows] = pool.index
         self.replicas["state"][rows] = WARMING
         self.replicas["ready_at"][rows] = now + pool.warm_up_s
         groups = chosen.reshape(placed, width)
@@ -130,7 +143,6 @@ class Pools:
             self.gpu_devices[rows, :width] = groups
         self.kind.extend([kind] * placed)
         owner[chosen] = np.repeat(rows, width)
-        pool.replicas.extend(rows.tolist())
         self._grow_state()
         return placed
 
@@ -154,10 +166,8 @@ class Pools:
     def stop(self, row: int) -> tuple[float, float]:
         """Take a replica out of service now and free its devices; the requests it dropped
         (waiting, running)."""
-        pool = self._pool_of(row)
         self.replicas["state"][row] = STOPPED
         self.owner[self.kind[row]][self.devices[row]] = -1
-        pool.replicas.remove(row)
         dropped = (float(self.state.waiting[row]), float(self.state.running[row]))
         self.state.waiting[row] = self.state.backlog_s[row] = self.state.running[row] = 0.0
         return dropped
@@ -186,9 +196,16 @@ class Pools:
         if self.replicas["state"][row] in (WARMING, READY):
             self.replicas["state"][row] = DRAINING
 
+    def rows(
+        self, pool: Pool, states: tuple[int, ...] = (WARMING, READY, DRAINING)
+    ) -> npt.NDArray[np.intp]:
+        """Rows of the pool's replicas in `states`, oldest first."""
+        mine = self.replicas["pool"] == pool.index
+        return np.flatnonzero(mine & np.isin(self.replicas["state"], states))
+
     def counts(self, pool: Pool) -> dict[int, int]:
         """The pool's replicas by state."""
-        states = self.replicas["state"][pool.replicas]
+        states = self.replicas["state"][self.replicas["pool"] == pool.index]
         return {
             state: int(np.count_nonzero(states == state)) for state in (WARMING, READY, DRAINING)
         }
@@ -200,8 +217,8 @@ class Pools:
         states = self.replicas["state"]
         states[(states == WARMING) & (self.replicas["ready_at"] <= now)] = READY
         for pool in self.pools.values():
-            active = [r for r in pool.replicas if states[r] in (WARMING, READY)]
-            for row in active[pool.desired :][::-1]:
+            active = self.rows(pool, (WARMING, READY))
+            for row in active[pool.desired :][::-1].tolist():
                 self.drain(row)
             missing = pool.desired - len(active)
             missing -= self.place(pool, missing, schedulable[pool.accelerator.kind], now)

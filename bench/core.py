@@ -1,0 +1,294 @@
+"""A full core tick at 10k, 100k and 1M GPUs: median time, against its numpy twin, memory per
+GPU, and numba compile time cold and with a warm cache.
+
+Run from the repo root: `.venv/bin/python bench/core.py [--gpus 10000,100000,1000000]`.
+
+The site is GB200 NVL72 racks (as agents would announce them), one pool of Llama 3.1 70B with
+tensor parallel 4 on every GPU, and Poisson traffic at about half its capacity. A tick is
+`World.tick` with dt = 1 s: health policy, control plane, routing (least outstanding),
+serving, latency histograms, pool figures and autoscaling. The numpy twin runs the same tick
+with the three numba kernels that scale with the fleet (serving, water-filling, histogram
+adds) swapped for vectorised numpy versions defined here.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sim.world  # noqa: E402
+from protocols.messages import Birth, GpuInfo, NodeInventory  # noqa: E402
+from sim.control import ControlPlane  # noqa: E402
+from sim.fleet_state import FleetState  # noqa: E402
+from sim.histogram import _EDGES, Histograms  # noqa: E402
+from sim.journal import Journal  # noqa: E402
+from sim.pools import Pools, PoolSpec  # noqa: E402
+from sim.serving import PREFILL_SHARE, ReplicaParams, ReplicaState, TickResult  # noqa: E402
+from sim.traffic import Traffic, TrafficProfile  # noqa: E402
+from sim.world import World  # noqa: E402
+
+GPU = "NVIDIA GB200"
+GPUS_PER_RACK, TRAYS, PER_TRAY = 72, 18, 4
+TP = 4
+RPS_PER_REPLICA = 2.0
+F64 = npt.NDArray[np.float64]
+
+
+def rss_mib() -> float:
+    """This process's resident memory, MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def build(gpus: int, seed: int = 0) -> World:
+    """A site of NVL72 racks with one TP4 pool on every GPU, warm and serving."""
+    racks = max(1, gpus // GPUS_PER_RACK)
+    fleet = FleetState()
+    for r in range(racks):
+        rack = f"r{r:05d}"
+        nodes = [
+            NodeInventory(
+                f"{rack}-n{t:02d}",
+                "gpu",
+                "GB200 NVL72 compute tray",
+                gpus=[
+                    GpuInfo(i, f"GPU-{rack}-{t}-{i}", GPU, 189471, 1200.0, f"{rack}-nvl")
+                    for i in range(PER_TRAY)
+                ],
+            )
+            for t in range(TRAYS)
+        ]
+        fleet.on_birth(Birth(rack, rack, 1, 0.0, 1.0, nodes), 0.0)
+    replicas = racks * GPUS_PER_RACK // TP
+    pools = Pools(fleet)
+    pools.add(PoolSpec("llama-70b-gb200", "llama-3-1-70b", GPU, TP, replicas=replicas))
+    control = ControlPlane(fleet, pools, Journal(":memory:"), lambda agent, command: None)
+    rng = np.random.default_rng(seed)
+    traffic = Traffic([TrafficProfile(peak_rps=replicas * RPS_PER_REPLICA)], rng)
+    world = World(fleet, pools, control, traffic, ["llama-3-1-70b"], rng)
+    now = 0.0
+    for _ in range(3):  # place, warm up, reach a steady queue
+        now += 100.0
+        fleet.nodes["seen"][:] = now
+        world.tick(now, 1.0)
+    return world
+
+
+def tick_times(world: World, ticks: int, start: float) -> list[float]:
+    """Seconds per tick of `ticks` one-second ticks."""
+    times = []
+    now = start
+    for _ in range(ticks):
+        now += 1.0
+        world.fleet.nodes["seen"][:] = now
+        begin = time.perf_counter()
+        world.tick(now, 1.0)
+        times.append(time.perf_counter() - begin)
+    return times
+
+
+# -- the numpy twin -------------------------------------------------------------------------
+
+
+def serve_numpy(
+    dt: float,
+    arrivals: F64,
+    clock: F64,
+    up: npt.NDArray[np.bool_],
+    p: ReplicaParams,
+    s: ReplicaState,
+    out: TickResult,
+) -> None:
+    """sim.serving.serve, vectorised with numpy."""
+    prompt, output = p.prompt_tokens, p.output_tokens
+    work = prompt * p.prefill_s_per_token / clock
+    share = np.where(s.running < 1e-9, 1.0, PREFILL_SHARE)
+    ahead = (
+        np.maximum(s.backlog_s - 0.5 * dt * share, 0.0) + 0.5 * np.maximum(arrivals - 1, 0) * work
+    )
+    waiting = np.where(up, s.waiting + arrivals, s.waiting)
+    backlog = np.where(up, s.backlog_s + arrivals * work, s.backlog_s)
+    context = prompt + 0.5 * output
+    room = np.minimum(
+        p.max_sequences - s.running,
+        (p.kv_capacity_tokens - s.running * context) / (prompt + output),
+    )
+    admissible = np.minimum(waiting, np.maximum(room, 0.0))
+    prefill_time = np.minimum(dt * share, admissible * work)
+    admitted = np.where(work > 0, prefill_time / np.where(work > 0, work, 1.0), admissible)
+    batch = s.running + admitted
+    iteration = np.maximum(
+        p.decode_fixed_s + p.decode_s_per_context_token * batch * context,
+        p.decode_s_per_sequence * batch / clock,
+    )
+    decode_time = dt - prefill_time
+    tokens = np.where(batch > 0, batch * decode_time / iteration, 0.0)
+    completed = np.where(
+        output > 0, np.minimum(batch, tokens / np.where(output > 0, output, 1.0)), admitted
+    )
+    running = np.where(output > 0, batch - completed, 0.0)
+    itl = np.where(batch > 0, iteration * dt / np.maximum(decode_time, 1e-9), 0.0)
+    ttft = ahead / share + work
+    s.waiting[:] = np.where(up, np.maximum(waiting - admitted, 0.0), s.waiting)
+    s.backlog_s[:] = np.where(up, np.maximum(backlog - prefill_time, 0.0), s.backlog_s)
+    s.running[:] = np.where(up, running, s.running)
+    for name, value in (
+        ("admitted", admitted),
+        ("completed", completed),
+        ("tokens", tokens),
+        ("ttft_s", ttft),
+        ("itl_s", itl),
+        ("e2e_s", ttft + output * itl),
+        ("kv_usage", running * context / p.kv_capacity_tokens),
+    ):
+        getattr(out, name)[:] = np.where(up, value, 0.0)
+
+
+def route_numpy(
+    policy: str,
+    counts: Any,
+    pool_of: Any,
+    ready: Any,
+    waiting: Any,
+    running: Any,
+    rng: np.random.Generator,
+    **_: Any,
+) -> tuple[F64, npt.NDArray[np.int64]]:
+    """Least-outstanding water-filling per pool, with a sort and prefix sums."""
+    counts = np.asarray(counts)
+    arrivals = np.zeros(len(pool_of))
+    unroutable = np.zeros(counts.size, np.int64)
+    outstanding = np.asarray(waiting) + np.asarray(running)
+    for pool, count in enumerate(counts.tolist()):
+        members = np.flatnonzero((pool_of == pool) & ready)
+        if count == 0:
+            continue
+        if not members.size:
+            unroutable[pool] = count
+            continue
+        costs = np.sort(outstanding[members])
+        prefix = np.cumsum(costs)
+        k = np.arange(1, costs.size + 1)
+        fits = k * costs - prefix < count
+        last = int(np.flatnonzero(fits)[-1]) + 1
+        level = (count + prefix[last - 1]) / last
+        arrivals[members] = np.maximum(level - outstanding[members], 0.0)
+    return arrivals, unroutable
+
+
+def add_numpy(self: Histograms, entity: Any, value_s: Any, weight: Any = 1.0) -> None:
+    """Histograms.add with np.searchsorted and np.add.at."""
+    values = np.asarray(value_s, np.float64)
+    bins = np.clip(np.searchsorted(_EDGES, values, side="right") - 1, 0, self.counts.shape[1] - 1)
+    weights = np.broadcast_to(np.asarray(weight, np.float64), values.shape)
+    np.add.at(self.counts, (np.asarray(entity), bins), weights)
+    np.add.at(self.sum_s, np.asarray(entity), values * weights)
+
+
+@contextlib.contextmanager
+def numpy_twin() -> Iterator[None]:
+    """Run ticks with the numpy versions of the kernels."""
+    saved = (sim.world.serve, sim.world.route, Histograms.add)
+    sim.world.serve, sim.world.route, Histograms.add = serve_numpy, route_numpy, add_numpy  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sim.world.serve, sim.world.route, Histograms.add = saved  # type: ignore[assignment]
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+def measure(gpus: int, ticks: int) -> dict[str, float]:
+    """Build a site of `gpus` GPUs and time its ticks, both ways; figures as a dict."""
+    before = rss_mib()
+    built = time.perf_counter()
+    world = build(gpus)
+    build_s = time.perf_counter() - built
+    memory = rss_mib() - before
+    numba_ticks = tick_times(world, ticks, 1000.0)
+    with numpy_twin():
+        twin_ticks = tick_times(world, max(3, ticks // 3), 2000.0)
+    return {
+        "gpus": float(len(world.fleet.devices["gpu"].table)),
+        "replicas": float(len(world.pools.replicas)),
+        "build_s": build_s,
+        "tick_ms": statistics.median(numba_ticks) * 1e3,
+        "twin_ms": statistics.median(twin_ticks) * 1e3,
+        "bytes_per_gpu": memory * 2**20 / max(len(world.fleet.devices["gpu"].table), 1),
+    }
+
+
+def compile_times(cache: str) -> dict[str, float]:
+    """First tick minus a steady tick, in a fresh process, with the given numba cache dir."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+    script = (
+        "import sys, time; sys.path.insert(0, %r); from bench.core import build, tick_times\n"
+        "t = time.perf_counter(); w = build(10_000); first = time.perf_counter() - t\n"
+        "t = time.perf_counter(); build(10_000); second = time.perf_counter() - t\n"
+        "print(first - second)" % str(ROOT)
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    return {"seconds": float(out.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--gpus", default="10000,100000,1000000")
+    parser.add_argument("--ticks", type=int, default=15)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(measure(args.one, args.ticks)))
+        return
+    with tempfile.TemporaryDirectory() as cache:
+        cold = compile_times(cache)["seconds"]
+        warm = compile_times(cache)["seconds"]
+    print(
+        f"numba compile: {cold:.1f} s with an empty cache, {warm:.2f} s with a warm one "
+        "(first tick of a fresh process minus a steady one)"
+    )
+    print(
+        "|      GPUs | replicas | tick ms (numba) | tick ms (numpy twin) | speed-up | memory B/GPU | build s |"
+    )
+    print(
+        "|----------:|---------:|----------------:|---------------------:|---------:|-------------:|--------:|"
+    )
+    for gpus in (int(g) for g in args.gpus.split(",")):
+        run = subprocess.run(
+            [sys.executable, __file__, "--one", str(gpus), "--ticks", str(args.ticks)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        r = json.loads(run.stdout.strip().splitlines()[-1])
+        print(
+            f"| {r['gpus']:>9,.0f} | {r['replicas']:>8,.0f} | {r['tick_ms']:>15.1f} "
+            f"| {r['twin_ms']:>20.1f} | {r['twin_ms'] / r['tick_ms']:>7.1f}x "
+            f"| {r['bytes_per_gpu']:>12,.0f} | {r['build_s']:>7.1f} |",
+            flush=True,
+        )
+    print("Goals: a 1M-GPU tick <= 20 ms median, >= 10x faster than the numpy twin.")
+
+
+if __name__ == "__main__":
+    main()
