@@ -1,7 +1,7 @@
 """The control plane: node states, operator commands applied once each and journalled, and
 drains that finish, fail over or give up by their deadline."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,29 @@ STALE_INTERVALS = 3.0
 
 SendToAgent = Callable[[str, AgentCommand], None]
 """Delivers an agent command to the agent that speaks for a node."""
+
+
+class _Schedulable(Mapping[str, npt.NDArray[np.bool_]]):
+    """Schedulable devices by kind, computed on first access."""
+
+    def __init__(self, control: "ControlPlane", now: float) -> None:
+        self._control, self._now = control, now
+        self._ready: npt.NDArray[np.bool_] | None = None
+        self._masks: dict[str, npt.NDArray[np.bool_]] = {}
+
+    def __getitem__(self, kind: str) -> npt.NDArray[np.bool_]:
+        if kind not in self._masks:
+            if self._ready is None:
+                self._ready = self._control.node_states(self._now) == STATE_INDEX["ready"]
+            table = self._control.fleet.devices[kind].table
+            self._masks[kind] = table["present"] & self._ready[table["node"]]
+        return self._masks[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._control.fleet.devices)
+
+    def __len__(self) -> int:
+        return len(self._control.fleet.devices)
 
 
 class CommandError(ValueError):
@@ -92,13 +115,10 @@ class ControlPlane:
         states[(missing > 0) & (states != STATE_INDEX["lost"])] = STATE_INDEX["failed"]
         return states
 
-    def schedulable(self, now: float) -> dict[str, npt.NDArray[np.bool_]]:
-        """Devices a new replica may use: present, on a ready node."""
-        ready = self.node_states(now) == STATE_INDEX["ready"]
-        return {
-            kind: devices.table["present"] & ready[devices.table["node"]]
-            for kind, devices in self.fleet.devices.items()
-        }
+    def schedulable(self, now: float) -> Mapping[str, npt.NDArray[np.bool_]]:
+        """Devices a new replica may use: present, on a ready node (worked out for a kind
+        only when placement asks for it)."""
+        return _Schedulable(self, now)
 
     # -- commands ----------------------------------------------------------------------------
 

@@ -7,10 +7,11 @@ is alive has fallen off the bus (XID 79 takes its row out of the telemetry).
 """
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from sim.fleet_state import FleetState
 
@@ -35,25 +36,40 @@ class Finding:
     drain: bool = False
 
 
+@njit(cache=True)
+def _grew(values: np.ndarray, last: np.ndarray, out: np.ndarray) -> None:
+    for i in range(values.shape[0]):
+        out[i] = values[i] > last[i]
+        last[i] = values[i]
+
+
+def grew(values: npt.NDArray[np.generic], last: npt.NDArray[np.generic]) -> npt.NDArray[np.bool_]:
+    """Where `values` exceed `last`; `last` becomes `values` (one pass, for a million devices)."""
+    if values.shape != last.shape or values.dtype != last.dtype or values.ndim != 1:
+        raise ValueError("values and last must be 1-D arrays of one shape and dtype")
+    out = np.empty(values.shape[0], np.bool_)
+    kernel_args: list[npt.NDArray[Any]] = [values, last, out]
+    _grew(*kernel_args)
+    return out
+
+
 class HealthPolicy:
     """Compares each tick's telemetry with the last and turns changes into findings."""
 
     def __init__(self, fleet: FleetState) -> None:
         self.fleet = fleet
-        self._seen: dict[str, npt.NDArray[np.float64]] = {}
+        self._last: dict[str, npt.NDArray[np.generic]] = {}
         self._remaps: dict[int, int] = {}
-        self._throttling = np.zeros(0, bool)
 
-    def _delta(self, key: str, values: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
-        """How much a counter grew since the last check (new devices start from now)."""
-        current = values.astype(np.float64)
-        last = self._seen.get(key)
-        if last is None or last.shape[0] > current.shape[0]:
-            last = current.copy()
-        elif last.shape[0] < current.shape[0]:
-            last = np.concatenate([last, current[last.shape[0] :]])
-        self._seen[key] = current
-        return np.maximum(current - last, 0.0)
+    def _grew(self, key: str, values: npt.NDArray[np.generic]) -> npt.NDArray[np.bool_]:
+        """Which devices' value rose since the last check (new devices start from now)."""
+        last = self._last.get(key)
+        if last is None or last.shape[0] > values.shape[0]:
+            last = values.copy()
+        elif last.shape[0] < values.shape[0]:
+            last = np.concatenate([last, values[last.shape[0] :]])
+        self._last[key] = last
+        return grew(values, last)
 
     def check(self, alive_nodes: npt.NDArray[np.bool_]) -> list[Finding]:
         """Findings since the last check; `alive_nodes` marks nodes whose agent reports."""
@@ -70,10 +86,8 @@ class HealthPolicy:
         devices = self.fleet.devices["gpu"]
         table = devices.table
         findings = []
-        gone = self._delta(
-            "gone", (~table["present"] & alive_nodes[table["node"]]).astype(np.float64)
-        )
-        for row in np.flatnonzero(gone > 0).tolist():
+        gone = (~table["present"] & alive_nodes[table["node"]]).view(np.uint8)
+        for row in np.flatnonzero(self._grew("gone", gone)).tolist():
             node, subject = self._gpu_name(row)
             findings.append(
                 Finding(
@@ -85,18 +99,13 @@ class HealthPolicy:
                     True,
                 )
             )
-        new_xids = self._delta("xid", table["counters"][devices.counters.index("xid_count")])
+        new_xids = self._grew("xid", table["counters"][devices.counters.index("xid_count")])
         last_xid = devices.gauge("DCGM_FI_DEV_XID_ERRORS")
-        for row in np.flatnonzero(new_xids > 0).tolist():
+        for row in np.flatnonzero(new_xids).tolist():
             findings.append(self._xid(row, int(last_xid[row])))
-        throttle = self._delta(
-            "thermal", table["counters"][devices.counters.index("DCGM_FI_DEV_THERMAL_VIOLATION")]
-        )
-        throttling = throttle > 0
-        was = np.zeros(len(throttling), bool)
-        was[: len(self._throttling)] = self._throttling[: len(throttling)]
-        self._throttling = throttling
-        for row in np.flatnonzero(throttling & ~was).tolist():
+        violation = table["counters"][devices.counters.index("DCGM_FI_DEV_THERMAL_VIOLATION")]
+        throttling = self._grew("thermal", violation).view(np.uint8)
+        for row in np.flatnonzero(self._grew("throttling", throttling)).tolist():
             node, subject = self._gpu_name(row)
             temp = devices.gauge("DCGM_FI_DEV_GPU_TEMP")[row]
             findings.append(
@@ -139,11 +148,11 @@ class HealthPolicy:
     def _nics(self) -> list[Finding]:
         devices = self.fleet.devices["nic"]
         table = devices.table
-        flaps = self._delta(
+        flaps = self._grew(
             "flaps", table["counters"][devices.counters.index("link_down_events_phy")]
         )
         findings = []
-        for row in np.flatnonzero(flaps > 0).tolist():
+        for row in np.flatnonzero(flaps).tolist():
             node = self.fleet.nodes.ids[int(table["node"][row])]
             subject = f"nic/{node}/{int(table['slot'][row])}"
             findings.append(

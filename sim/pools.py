@@ -2,6 +2,7 @@
 NVLink domain, warm-up, graceful scale-down, and the per-replica arrays the serving kernel
 takes."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -210,7 +211,7 @@ class Pools:
             state: int(np.count_nonzero(states == state)) for state in (WARMING, READY, DRAINING)
         }
 
-    def reconcile(self, schedulable: dict[str, npt.NDArray[np.bool_]], now: float) -> list[str]:
+    def reconcile(self, schedulable: Mapping[str, npt.NDArray[np.bool_]], now: float) -> list[str]:
         """Warm replicas become ready; pools grow toward or shrink to their desired size;
         empty draining replicas stop. Sentences for what could not be done."""
         problems = []
@@ -221,7 +222,8 @@ class Pools:
             for row in active[pool.desired :][::-1].tolist():
                 self.drain(row)
             missing = pool.desired - len(active)
-            missing -= self.place(pool, missing, schedulable[pool.accelerator.kind], now)
+            if missing > 0:
+                missing -= self.place(pool, missing, schedulable[pool.accelerator.kind], now)
             if missing > 0:
                 problems.append(
                     f"pool {pool.spec.pool}: no room for {missing} more replica(s) of "

@@ -3,9 +3,11 @@ serving, latency histograms, autoscaling, and the load each device is assigned."
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from sim.autoscaler import Autoscaler, PoolLoad
 from sim.catalog import llm_model
@@ -56,6 +58,43 @@ class TickReport:
 def _three(values: npt.NDArray[np.float64]) -> tuple[float, float, float]:
     """p50, p90 and p99 as plain floats."""
     return (float(values[0]), float(values[1]), float(values[2]))
+
+
+@njit(cache=True)
+def _replica_gpus(
+    devices: np.ndarray,
+    clocks: np.ndarray,
+    present: np.ndarray,
+    slowest: np.ndarray,
+    missing: np.ndarray,
+) -> None:
+    for r in range(devices.shape[0]):
+        slowest[r] = np.inf
+        missing[r] = False
+        for j in range(devices.shape[1]):
+            device = devices[r, j]
+            if device < 0:
+                continue
+            if not present[device]:
+                missing[r] = True
+            elif 0.0 < clocks[device] < slowest[r]:
+                slowest[r] = clocks[device]
+
+
+def replica_gpus(
+    devices: npt.NDArray[np.int64], clocks: npt.NDArray[np.float32], present: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Per replica (a row of GPU indices, -1 padded): the slowest reported SM clock of its
+    present GPUs (inf if none), and whether any of its GPUs is missing."""
+    if devices.ndim != 2 or clocks.shape != present.shape:
+        raise ValueError("devices must be (replicas, width) and clocks match present")
+    if devices.size and devices.max() >= clocks.shape[0]:
+        raise ValueError("a replica names a GPU beyond the table")
+    slowest = np.empty(devices.shape[0])
+    missing = np.empty(devices.shape[0], np.bool_)
+    kernel_args: list[npt.NDArray[Any]] = [devices, clocks, present, slowest, missing]
+    _replica_gpus(*kernel_args)
+    return slowest, missing
 
 
 class World:
@@ -142,20 +181,11 @@ class World:
             seen = weight > 0
             histograms.add(pool[seen], np.maximum(value[seen], 1e-6), weight[seen])
 
-    def _gpu_values(
-        self, values: npt.NDArray[np.generic], missing: float
-    ) -> npt.NDArray[np.float64]:
-        """A per-GPU value for every device of every replica, `missing` where none."""
-        devices = self.pools.gpu_devices[: len(self.pools.replicas)]
-        held = devices >= 0
-        return np.where(held, values[np.maximum(devices, 0)], missing).astype(np.float64)
-
     def _stop_broken_replicas(self) -> None:
         """Replicas with a device that stopped reporting stop; their requests are lost."""
-        present = self.fleet.devices["gpu"].table["present"].astype(np.float64)
         states = self.pools.replicas["state"]
         active = np.isin(states, (WARMING, READY, DRAINING))
-        broken = np.flatnonzero(active & (self._gpu_values(present, 1.0).min(axis=1) < 1.0))
+        broken = np.flatnonzero(active & self._replica_gpus()[1])
         names = list(self.pools.pools)
         for row in broken.tolist():
             pool = names[int(self.pools.replicas["pool"][row])]
@@ -201,10 +231,19 @@ class World:
             unroutable += float(missed.sum())
         return arrivals, unroutable
 
+    def _replica_gpus(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """Each replica's slowest GPU clock (inf if none reports one) and whether any of its
+        GPUs stopped reporting."""
+        gpus = self.fleet.devices["gpu"]
+        return replica_gpus(
+            self.pools.gpu_devices[: len(self.pools.replicas)],
+            gpus.gauge("DCGM_FI_DEV_SM_CLOCK"),
+            gpus.table["present"],
+        )
+
     def _clock_factors(self) -> npt.NDArray[np.float64]:
         """Each replica's slowest GPU clock over its maximum (1 without telemetry, or LPUs)."""
-        clocks = self.fleet.devices["gpu"].gauge("DCGM_FI_DEV_SM_CLOCK")
-        slowest = self._gpu_values(clocks, np.inf).min(axis=1, initial=np.inf)
+        slowest = self._replica_gpus()[0]
         max_clock = np.array([p.accelerator.max_clock_mhz for p in self.pools.pools.values()])
         ratio = slowest / max_clock[self.pools.replicas["pool"]]
         return np.where(np.isfinite(ratio) & (slowest > 0), np.clip(ratio, 0.05, 1.0), 1.0)

@@ -197,3 +197,29 @@ def rack_totals(racks, rack, healthy, cordoned, lost, utilization, temperature, 
     out["temperature_c"] = hottest
     out["power_w"] = watts
     return out
+
+
+# sim/world.py
+
+
+def replica_gpus(devices, clocks, present):  # type: ignore[no-untyped-def]
+    """Slowest present clock and any missing GPU, replica by replica."""
+    slowest, missing = [], []
+    for row in devices:
+        gpus = [d for d in row if d >= 0]
+        clocks_seen = [clocks[d] for d in gpus if present[d] and clocks[d] > 0]
+        slowest.append(min(clocks_seen) if clocks_seen else float("inf"))
+        missing.append(any(not present[d] for d in gpus))
+    return slowest, missing
+
+
+# sim/health.py
+
+
+def grew(values, last):  # type: ignore[no-untyped-def]
+    """Where values rose above last, one device at a time; last takes the new values."""
+    out = []
+    for i in range(len(values)):
+        out.append(bool(values[i] > last[i]))
+        last[i] = values[i]
+    return out

@@ -3,10 +3,13 @@
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.columns import GpuColumns, NicColumns, layout
 from sim.fleet_state import FleetState
-from sim.health import HealthPolicy
+from sim.health import HealthPolicy, grew
+from tests import naive
 from tests.samples import SAMPLES, TELEMETRY
 
 BIRTH = SAMPLES["birth"][0]
@@ -116,3 +119,14 @@ def test_link_flaps_are_reported() -> None:
 def test_no_telemetry_no_findings() -> None:
     fleet = FleetState()
     assert HealthPolicy(fleet).check(np.zeros(0, bool)) == []
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 50), st.integers(0, 2**31))
+def test_grew_equals_its_naive_twin(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 4, n).astype(np.uint64)
+    last = rng.integers(0, 4, n).astype(np.uint64)
+    twin_last = last.copy()
+    np.testing.assert_array_equal(grew(values, last), naive.grew(values, twin_last))
+    np.testing.assert_array_equal(last, twin_last)

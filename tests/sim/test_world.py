@@ -3,6 +3,8 @@ the autoscaler following load, and the same seed giving the same numbers."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.commands import Autoscale, Route
 from sim.control import ControlPlane
@@ -10,7 +12,8 @@ from sim.fleet_state import FleetState
 from sim.journal import Journal
 from sim.pools import READY, Pools, PoolSpec
 from sim.traffic import Traffic, TrafficProfile
-from sim.world import World
+from sim.world import World, replica_gpus
+from tests import naive
 from tests.sim.test_pools import H100, hgx_rack
 
 MODEL = "llama-3-1-70b"
@@ -122,3 +125,18 @@ def test_gpu_loads_before_any_replica_are_idle() -> None:
     load = world.gpu_load()
     assert load["busy"].shape == (64,)
     assert not load["busy"].any()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 30), st.integers(1, 8), st.integers(0, 2**31))
+def test_replica_gpus_equals_its_naive_twin(replicas: int, width: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    gpus = replicas * width + 3
+    devices = rng.permutation(gpus)[: replicas * width].reshape(replicas, width)
+    devices[rng.random(devices.shape) < 0.2] = -1
+    clocks = rng.choice([0.0, 900.0, 1500.0, 1980.0], gpus).astype(np.float32)
+    present = rng.random(gpus) > 0.1
+    fast = replica_gpus(devices, clocks, present)
+    slow = naive.replica_gpus(devices, clocks, present)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
