@@ -239,10 +239,10 @@ def compile_times(cache: str) -> dict[str, float]:
     """First tick minus a steady tick, in a fresh process, with the given numba cache dir."""
     env = {**os.environ, "NUMBA_CACHE_DIR": cache}
     script = (
-        "import sys, time; sys.path.insert(0, %r); from bench.core import build, tick_times\n"
-        "t = time.perf_counter(); w = build(10_000); first = time.perf_counter() - t\n"
+        f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from bench.core import build\n"
+        "t = time.perf_counter(); build(10_000); first = time.perf_counter() - t\n"
         "t = time.perf_counter(); build(10_000); second = time.perf_counter() - t\n"
-        "print(first - second)" % str(ROOT)
+        "print(first - second)"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
@@ -268,7 +268,8 @@ def main() -> None:
         "(first tick of a fresh process minus a steady one)"
     )
     print(
-        "|      GPUs | replicas | tick ms (numba) | tick ms (numpy twin) | speed-up | memory B/GPU | build s |"
+        "|      GPUs | replicas | tick ms (numba) | tick ms (numpy twin) | speed-up "
+        "| memory B/GPU | build s |"
     )
     print(
         "|----------:|---------:|----------------:|---------------------:|---------:|-------------:|--------:|"
