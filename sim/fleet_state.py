@@ -31,14 +31,14 @@ DEVICE_BLOCKS: dict[str, type[Columns]] = {
 NODE_KINDS = {"gpu": 0, "lpu": 1, "switch": 2}
 
 
-def _inventory(node: NodeInventory, rack: str) -> dict[str, list[tuple[str, str]]]:
-    """Each kind of device of a node as (model name, domain): GPUs of one NVLink domain can
-    form a tensor-parallel replica; an LPU replica spans the chips of its rack."""
+def _inventory(node: NodeInventory, rack: str) -> dict[str, list[tuple[str, str, str]]]:
+    """Each kind of device of a node as (model name, domain, cabled peer): GPUs of one NVLink
+    domain can form a tensor-parallel replica; an LPU replica spans the chips of its rack."""
     return {
-        "gpu": [(g.model, g.nvlink_domain or node.node) for g in node.gpus],
-        "nic": [(n.model, node.node) for n in node.nics],
-        "port": [("switch port", node.node) for _ in node.ports],
-        "lpu": [(c.model, rack) for c in node.lpus],
+        "gpu": [(g.model, g.nvlink_domain or node.node, "") for g in node.gpus],
+        "nic": [(n.model, node.node, n.peer) for n in node.nics],
+        "port": [("switch port", node.node, p.peer) for p in node.ports],
+        "lpu": [(c.model, rack, "") for c in node.lpus],
     }
 
 
@@ -77,6 +77,7 @@ class DeviceTable:
                 "slot": np.int32,
                 "model": np.int32,
                 "domain": np.int32,
+                "peer": np.int32,
                 "present": np.bool_,
                 "seen": np.float64,
                 "gauges": np.float32,
@@ -138,6 +139,8 @@ class FleetState:
         """Device model names, interned: the `model` column of the device tables."""
         self.domains = Table({})
         """NVLink domains (LPU racks), interned: the `domain` column of the device tables."""
+        self.peers = Table({})
+        """What a NIC or switch port is cabled to (`leaf01/17`), interned: the `peer` column."""
         self.nodes = Table(
             {
                 "rack": np.int32,
@@ -171,8 +174,9 @@ class FleetState:
                     table["slot"][first] = np.arange(count)
                 rows = self.nodes[f"first_{kind}"][row] + np.arange(count)
                 table["present"][rows] = True  # as born, until telemetry says otherwise
-                table["model"][rows] = self.models.add([model for model, _ in devices])
-                table["domain"][rows] = self.domains.add([domain for _, domain in devices])
+                table["model"][rows] = self.models.add([model for model, _, _ in devices])
+                table["domain"][rows] = self.domains.add([domain for _, domain, _ in devices])
+                table["peer"][rows] = self.peers.add([peer for _, _, peer in devices])
         self.nodes["alive"][node_rows] = True
         self.nodes["seen"][node_rows] = now
         self.nodes["interval"][node_rows] = birth.interval_s

@@ -8,13 +8,15 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import numpy as np
+import numpy.typing as npt
 
 from protocols import codec
 from protocols.codec import encode, encode_json, is_json
-from protocols.columns import GpuLoad, layout
+from protocols.columns import Columns, GpuLoad, NicLoad, PortLoad, layout
 from protocols.commands import AgentCommand, OperatorCommand, Query, Reply, reply_destination
 from protocols.complaints import Complaints
 from protocols.endpoint import Endpoint
@@ -35,6 +37,7 @@ from protocols.topics import (
 from sim import defaults
 from sim.clock import Clock, RealClock
 from sim.control import ControlPlane
+from sim.fabric import Fabric
 from sim.fleet_state import FleetState
 from sim.journal import Journal, summary
 from sim.pools import Pools, PoolSpec
@@ -45,6 +48,8 @@ from sim.world import TickReport, World
 log = logging.getLogger("aidc.core")
 
 VERSION = "0.1.0"
+NVLINK_BUSY_BPS = 1e11
+"""NVLink traffic of a busy GPU each way: tensor-parallel all-reduces."""
 RECENT_EVENTS = 1000
 """Events a `query what=events` can read back."""
 
@@ -85,6 +90,7 @@ class CoreService:
             self.fleet, self.pools, self.control, Traffic(list(traffic.values()), rng), models, rng
         )
         self.views = Views(self.world)
+        self.fabric = Fabric(self.fleet, self.pools)
         self.complaints = Complaints(log)
         self.session = int(time.time() * 1000)
         """Changes every start, so agents know a new core needs their births."""
@@ -206,10 +212,10 @@ class CoreService:
             now = await self.clock.sleep_until_next_tick(simulated_tick)
             report = self.world.tick(now, max(now - last, 1e-3))
             self.tick += 1
-            last = now
+            previous, last = last, now
             self._record(report)
             elapsed, real = time.monotonic() - real, time.monotonic()
-            await self._publish(report, self._ingested / max(elapsed, 1e-3))
+            await self._publish(report, self._ingested / max(elapsed, 1e-3), now - previous)
             self._ingested = 0
 
     def _record(self, report: TickReport) -> None:
@@ -222,7 +228,7 @@ class CoreService:
                     "warning" if "no room" in sentence else "info", "control", "control", sentence
                 )
 
-    async def _publish(self, report: TickReport, ingest_per_s: float) -> None:
+    async def _publish(self, report: TickReport, ingest_per_s: float, dt: float) -> None:
         summary = self.views.summary(
             report, self.tick, self.clock.speed, ingest_per_s, self.complaints.total
         )
@@ -234,33 +240,48 @@ class CoreService:
         if self._pending_events:
             events, self._pending_events = self._pending_events, []
             await self._send(events_topic(self.site), encode(Events(events)), qos=1)
-        await self._assign(report.time)
+        await self._send(
+            state_topic(self.site, StateView.FABRIC), encode(self.fabric.view(report.time))
+        )
+        await self._assign(report.time, dt)
         await self._flush_agent_commands()
 
-    async def _assign(self, now: float) -> None:
-        """Send every agent the load of its GPUs."""
-        load = self.world.gpu_load()
-        table = self.fleet.devices["gpu"].table
-        spec = layout(GpuLoad)
+    async def _assign(self, now: float, dt: float) -> None:
+        """Send every agent the load of its GPUs, NICs and switch ports."""
+        gpu = self.world.gpu_load()
+        net = self.fabric.load(self.world.result.tokens, dt)
+        loads: dict[str, tuple[type[Columns], dict[str, npt.NDArray[Any]]]] = {
+            "gpu": (GpuLoad, {**gpu, "nvlink_bytes_per_s": gpu["busy"] * NVLINK_BUSY_BPS}),
+            "nic": (
+                NicLoad,
+                {
+                    "tx_gbps": net.nic_gbps,
+                    "rx_gbps": net.nic_gbps,
+                    "congestion": net.nic_congestion,
+                },
+            ),
+            "port": (PortLoad, {"busy": net.port_busy, "congestion": net.port_congestion}),
+        }
         for name, agent in self.fleet.agents.items():
             if not agent.alive:
                 continue
-            rows = agent.device_rows["gpu"]
-            if not rows.size:
-                continue
-            node_index = {int(r): i for i, r in enumerate(agent.node_rows.tolist())}
-            block = spec.pack(
-                {
-                    "node": [node_index[int(n)] for n in table["node"][rows]],
-                    "gpu": table["slot"][rows],
-                    "busy": load["busy"][rows],
-                    "tensor": load["tensor"][rows],
-                    "dram": load["dram"][rows],
-                    "memory_mib": load["memory_mib"][rows],
-                    "nvlink_bytes_per_s": load["busy"][rows] * 1e11,
-                }
-            )
-            assignment = Assignment(name, agent.session, self.tick, now, agent.nodes, gpu=block)  # type: ignore[arg-type]
-            await self._send(
-                agent_topic(AgentTopic.ASSIGN, self.site, agent.rack, name), encode(assignment)
-            )
+            node_index = np.full(len(self.fleet.nodes), -1)
+            node_index[agent.node_rows] = np.arange(len(agent.node_rows))
+            blocks: dict[str, Any] = {}
+            for kind, (block, values) in loads.items():
+                rows = agent.device_rows[kind]
+                if not rows.size:
+                    continue
+                table = self.fleet.devices[kind].table
+                spec = layout(block)
+                blocks[kind] = spec.pack(
+                    {
+                        spec.names[0]: node_index[table["node"][rows]],
+                        spec.names[1]: table["slot"][rows],
+                    }
+                    | {field: column[rows] for field, column in values.items()}
+                )
+            if blocks:
+                assignment = Assignment(name, agent.session, self.tick, now, agent.nodes, **blocks)
+                topic = agent_topic(AgentTopic.ASSIGN, self.site, agent.rack, name)
+                await self._send(topic, encode(assignment))

@@ -1,0 +1,160 @@
+"""The back-end fabric: the traffic serving puts on each NIC and leaf port, the congestion it
+causes (fed back to the agents as ECN/CNP/PFC pressure), and the fabric view for dashboards.
+
+A GPU's NIC carries its replica's KV-cache streaming (tokens generated times the KV bytes of a
+token, split over the replica's GPUs, as prefix caching and disaggregated serving move it)
+and, while the replica warms up, its share of the weights. Half of a leaf's traffic crosses to
+other leaves through its uplinks; a leaf whose uplinks run above `ECN_THRESHOLD` marks, and
+its NICs and ports see the congestion.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from protocols.messages import FabricState, PortState, SwitchState
+from sim.fleet_state import FleetState
+from sim.pools import LOAD_BYTES_PER_S_PER_DEVICE, WARMING, Pools
+
+F64 = npt.NDArray[np.float64]
+
+CROSS_LEAF_SHARE = 0.5
+"""Share of a leaf's NIC traffic that leaves through its uplinks."""
+ECN_THRESHOLD = 0.8
+"""Uplink utilisation from which queues build and packets get ECN-marked."""
+HOTTEST_PORTS = 10
+PORT_GBPS = 800.0
+"""Spectrum-4 port speed."""
+UPLINK_FROM_PORT = 32
+"""A leaf's ports from this one up face the spines."""
+
+
+@dataclass
+class FabricLoad:
+    """What the core assigns to the network for one tick."""
+
+    nic_gbps: F64
+    """Per NIC row, each way."""
+    nic_congestion: F64
+    port_busy: F64
+    """Per switch-port row, 0..1 of the port's speed."""
+    port_congestion: F64
+
+
+class Fabric:
+    """Maps NICs to the leaf ports they are cabled to and works out the load on both."""
+
+    def __init__(self, fleet: FleetState, pools: Pools) -> None:
+        self.fleet, self.pools = fleet, pools
+        self._last: dict[str, F64] = {}
+        self._last_time = 0.0
+        self._cabling: tuple[tuple[int, int], npt.NDArray[np.int64]] | None = None
+
+    def _nic_ports(self) -> npt.NDArray[np.int64]:
+        """The switch-port row each NIC is cabled to (-1: none), worked out again only when
+        devices come or go."""
+        nics, ports = self.fleet.devices["nic"].table, self.fleet.devices["port"].table
+        key = (len(nics), len(ports))
+        if self._cabling is None or self._cabling[0] != key:
+            names = self.fleet.nodes.ids
+            rows = {
+                f"{names[int(n)]}/{int(s)}": row
+                for row, (n, s) in enumerate(zip(ports["node"], ports["slot"], strict=True))
+            }
+            peers = self.fleet.peers.ids
+            cabling = np.array([rows.get(peers[int(p)], -1) for p in nics["peer"]], np.int64)
+            self._cabling = (key, cabling)
+        return self._cabling[1]
+
+    def load(self, tokens: F64, dt: float) -> FabricLoad:
+        """The network load of the last tick, from each replica's generated `tokens`."""
+        nics = self.fleet.devices["nic"].table
+        gpus = self.fleet.devices["gpu"].table
+        ports = self.fleet.devices["port"].table
+        nic_gbps = np.zeros(len(nics))
+        owner = self.pools.owners("gpu")[: len(gpus)]
+        held = owner >= 0
+        if held.any():
+            pools = list(self.pools.pools.values())
+            of_pool = self.pools.replicas["pool"]
+            kv_bytes = np.array(
+                [p.perf.kv_bytes_per_token / p.spec.tensor_parallel for p in pools]
+            )[of_pool]
+            per_gpu_bps = tokens / max(dt, 1e-9) * kv_bytes
+            warming = self.pools.replicas["state"] == WARMING
+            per_gpu_bps = per_gpu_bps + np.where(warming, LOAD_BYTES_PER_S_PER_DEVICE, 0.0)
+            gpu_gbps = np.where(held, per_gpu_bps[np.maximum(owner, 0)], 0.0) * 8 / 1e9
+            nic_of_gpu = self.fleet.nodes["first_nic"][gpus["node"]] + gpus["slot"]
+            has_nic = gpus["slot"] < self.fleet.nodes["nics"][gpus["node"]]
+            np.add.at(nic_gbps, nic_of_gpu[has_nic], gpu_gbps[has_nic])
+        port_busy = np.zeros(len(ports))
+        port_congestion = np.zeros(len(ports))
+        nic_congestion = np.zeros(len(nics))
+        if len(ports) and len(nics):
+            nic_port = self._nic_ports()
+            cabled = nic_port >= 0
+            np.add.at(port_busy, nic_port[cabled], nic_gbps[cabled] / PORT_GBPS)
+            leaf = ports["node"]
+            up = ports["slot"] >= UPLINK_FROM_PORT
+            down = np.bincount(leaf, port_busy * PORT_GBPS, minlength=len(self.fleet.nodes))
+            uplinks = np.bincount(leaf, up, minlength=len(self.fleet.nodes))
+            uplink_util = CROSS_LEAF_SHARE * down / np.maximum(uplinks * PORT_GBPS, 1e-9)
+            congestion = np.clip((uplink_util - ECN_THRESHOLD) / (1 - ECN_THRESHOLD), 0.0, 1.0)
+            port_busy = np.where(up, np.minimum(uplink_util[leaf], 1.0), np.minimum(port_busy, 1.0))
+            port_congestion = congestion[leaf]
+            nic_congestion[cabled] = congestion[ports["node"][nic_port[cabled]]]
+        return FabricLoad(nic_gbps, nic_congestion, port_busy, port_congestion)
+
+    def view(self, now: float) -> FabricState:
+        """Every switch's health and load, and the hottest ports, from port telemetry."""
+        ports = self.fleet.devices["port"]
+        table = ports.table
+        elapsed = max(now - self._last_time, 1e-9)
+        rates = {}
+        for name in ("ecn_marked_packets", "tx_prio3_pause", "tx_drops"):
+            counter = table["counters"][ports.counters.index(name)].astype(np.float64)
+            last = self._last.get(name)
+            grown = (
+                counter - last
+                if last is not None and last.shape == counter.shape
+                else np.zeros_like(counter)
+            )
+            rates[name] = np.maximum(grown, 0.0) / elapsed
+            self._last[name] = counter
+        self._last_time = now
+        utilization = ports.gauge("utilization")
+        link = ports.gauge("link_state")
+        flaps = table["counters"][ports.counters.index("link_down_events")]
+        switches = []
+        for node in np.unique(table["node"]).tolist():
+            mine = table["node"] == node
+            switches.append(
+                SwitchState(
+                    self.fleet.nodes.ids[node],
+                    int(np.count_nonzero(link[mine] > 0)),
+                    int(np.count_nonzero(mine)),
+                    float(utilization[mine].max()),
+                    float(rates["ecn_marked_packets"][mine].sum()),
+                    float(rates["tx_prio3_pause"][mine].sum()),
+                    float(rates["tx_drops"][mine].sum()),
+                    int(flaps[mine].sum()),
+                )
+            )
+        hottest = np.argsort(-utilization)[:HOTTEST_PORTS]
+        peers = self.fleet.peers.ids
+        return FabricState(
+            now,
+            switches,
+            [
+                PortState(
+                    self.fleet.nodes.ids[int(table["node"][p])],
+                    int(table["slot"][p]),
+                    float(utilization[p]),
+                    float(rates["ecn_marked_packets"][p]),
+                    float(rates["tx_prio3_pause"][p]),
+                    peers[int(table["peer"][p])],
+                )
+                for p in hottest.tolist()
+            ],
+        )
