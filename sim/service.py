@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -22,7 +23,14 @@ from protocols.complaints import Complaints
 from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
 from protocols.link import Link, LinkDown
-from protocols.messages import Assignment, CoreStatus, Event, Events, Severity
+from protocols.messages import (
+    Assignment,
+    CoreStatus,
+    Event,
+    Events,
+    FabricState,
+    Severity,
+)
 from protocols.topics import (
     AgentTopic,
     StateView,
@@ -99,6 +107,8 @@ class CoreService:
         self._pending_events: list[Event] = []
         self._said: set[str] = set()
         self._ingested = 0
+        self._last_report = TickReport(self.clock.now())
+        self._last_fabric = FabricState(self.clock.now(), [])
         status = core_status_topic(site)
         self.link = Link(
             endpoint,
@@ -169,7 +179,7 @@ class CoreService:
             return
         if isinstance(command, Query):
             try:
-                reply = Reply(command.id, ok=True, result=self.views.query(command, now))
+                reply = Reply(command.id, ok=True, result=self._read(command, now))
             except ValueError as error:
                 reply = Reply(command.id, ok=False, error=str(error))
         else:
@@ -183,6 +193,18 @@ class CoreService:
             return
         await self._send(topic, encode_json(reply) if as_json else encode(reply), qos=1)
         await self._flush_agent_commands()
+
+    def _read(self, query: Query, now: float) -> dict[str, Any]:
+        """What a query asks for: the latest views, recent events, or the views' own reads."""
+        page = slice(query.offset, query.offset + query.limit)
+        if query.what == "events":
+            events = [e for e in reversed(self.events) if query.filter in e.subject]
+            return {"total": len(events), "events": msgspec.to_builtins(events[page])}
+        if query.what == "pools":
+            return msgspec.to_builtins(self.views.pools(self._last_report))  # type: ignore[no-any-return]
+        if query.what == "fabric":
+            return msgspec.to_builtins(self._last_fabric)  # type: ignore[no-any-return]
+        return self.views.query(query, now)
 
     async def _flush_agent_commands(self) -> None:
         pending, self._to_agents = self._to_agents, []
@@ -211,6 +233,7 @@ class CoreService:
         while True:
             now = await self.clock.sleep_until_next_tick(simulated_tick)
             report = self.world.tick(now, max(now - last, 1e-3))
+            self._last_report = report
             self.tick += 1
             previous, last = last, now
             self._record(report)
@@ -240,9 +263,8 @@ class CoreService:
         if self._pending_events:
             events, self._pending_events = self._pending_events, []
             await self._send(events_topic(self.site), encode(Events(events)), qos=1)
-        await self._send(
-            state_topic(self.site, StateView.FABRIC), encode(self.fabric.view(report.time))
-        )
+        self._last_fabric = self.fabric.view(report.time)
+        await self._send(state_topic(self.site, StateView.FABRIC), encode(self._last_fabric))
         await self._assign(report.time, dt)
         await self._flush_agent_commands()
 

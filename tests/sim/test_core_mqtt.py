@@ -136,3 +136,17 @@ async def test_malformed_telemetry_is_counted_not_fatal(site: Endpoint) -> None:
             await watcher.publish(f"aidc/v1/{SITE}/telemetry/r001/r001", payload, qos=1)
         await until(lambda: latest(inbox, Summary).rejected >= before + 3)
         assert latest(inbox, Summary).gpus_healthy > 0
+
+
+@pytest.mark.parametrize("what", ["pools", "fabric", "events", "commands", "nodes"])
+async def test_every_query_is_answered(site: Endpoint, what: str) -> None:
+    replies = Link(
+        site, f"reader-{what}", subscriptions=[(f"aidc/v1/{SITE}/ctl/reply/read-{what}", 1)]
+    )
+    async with running(replies) as inbox:
+        query = Query(id=f"read-{what}", what=what)  # type: ignore[arg-type]
+        await replies.publish(f"aidc/v1/{SITE}/ctl/cmd", encode(query), qos=1)
+        (message,) = await inbox.wait_for(1, timeout=20)
+    _, reply = decode_message(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
+    assert reply.ok, reply.error
+    assert reply.result
