@@ -202,7 +202,11 @@ class Pools:
     ) -> npt.NDArray[np.intp]:
         """Rows of the pool's replicas in `states`, oldest first."""
         mine = self.replicas["pool"] == pool.index
-        return np.flatnonzero(mine & np.isin(self.replicas["state"], states))
+        state = self.replicas["state"]
+        wanted = np.zeros(len(state), np.bool_)
+        for each in states:
+            wanted |= state == each
+        return np.flatnonzero(mine & wanted)
 
     def counts(self, pool: Pool) -> dict[int, int]:
         """The pool's replicas by state."""

@@ -15,7 +15,7 @@ from sim.control import STATE_INDEX, ControlPlane
 from sim.fleet_state import FleetState
 from sim.health import Finding, HealthPolicy
 from sim.histogram import Histograms
-from sim.pools import DRAINING, READY, WARMING, Pools
+from sim.pools import DRAINING, READY, STOPPED, Pools
 from sim.routing import POLICIES, route, split_by_weights
 from sim.serving import TickResult, serve
 from sim.traffic import Traffic
@@ -120,6 +120,8 @@ class World:
         self.result = TickResult.empty(0)
         self.busy = np.zeros(0)
         self.arrivals = np.zeros(0)
+        self._gpus_of_replicas = (np.zeros(0), np.zeros(0, np.bool_))
+        """This tick's slowest clock and missing-GPU flag of every replica."""
         """Requests each replica was sent in the last tick."""
         self.failed: dict[str, float] = {}
 
@@ -143,8 +145,10 @@ class World:
                 self.control.drain_for_health(finding.node, finding.message, now)
         report.happened = self.control.tick(now)
         self._grow()
+        self._gpus_of_replicas = self._replica_gpus()
         self._stop_broken_replicas()
-        up = np.isin(self.pools.replicas["state"], (READY, DRAINING))
+        states = self.pools.replicas["state"]
+        up = (states == READY) | (states == DRAINING)
         clock = self._clock_factors()
         params = self.pools.serving_params()
         steps = max(1, math.ceil(dt / MAX_STEP_S - 1e-9))
@@ -178,14 +182,13 @@ class World:
             (self.e2e, self.result.e2e_s, self.result.completed),
         ):
             histograms.decay(decay)
-            seen = weight > 0
-            histograms.add(pool[seen], np.maximum(value[seen], 1e-6), weight[seen])
+            histograms.add(pool, np.maximum(value, 1e-6), weight)
 
     def _stop_broken_replicas(self) -> None:
         """Replicas with a device that stopped reporting stop; their requests are lost."""
         states = self.pools.replicas["state"]
-        active = np.isin(states, (WARMING, READY, DRAINING))
-        broken = np.flatnonzero(active & self._replica_gpus()[1])
+        active = states != STOPPED
+        broken = np.flatnonzero(active & self._gpus_of_replicas[1])
         names = list(self.pools.pools)
         for row in broken.tolist():
             pool = names[int(self.pools.replicas["pool"][row])]
@@ -243,7 +246,7 @@ class World:
 
     def _clock_factors(self) -> npt.NDArray[np.float64]:
         """Each replica's slowest GPU clock over its maximum (1 without telemetry, or LPUs)."""
-        slowest = self._replica_gpus()[0]
+        slowest = self._gpus_of_replicas[0]
         max_clock = np.array([p.accelerator.max_clock_mhz for p in self.pools.pools.values()])
         ratio = slowest / max_clock[self.pools.replicas["pool"]]
         return np.where(np.isfinite(ratio) & (slowest > 0), np.clip(ratio, 0.05, 1.0), 1.0)
