@@ -1,7 +1,6 @@
 """`aidc core`: the simulation core and control plane of one site, on a broker."""
 
 import argparse
-import asyncio
 
 from aidc.brokers import broker
 from sim.clock import RealClock
@@ -34,4 +33,3 @@ async def run_core(args: argparse.Namespace, password: str | None) -> None:
             flush=True,
         )
         await core.run()
-        await asyncio.sleep(0)

@@ -32,7 +32,7 @@ from sim.journal import (
     ReplicaTarget,
     RouteWeights,
 )
-from sim.pools import DRAINING, READY, STOPPED, WARMING, Pools
+from sim.pools import DRAINING, READY, WARMING, Pools
 
 NODE_STATES = ("ready", "cordoned", "draining", "drained", "lost", "failed")
 STATE_INDEX = {name: i for i, name in enumerate(NODE_STATES)}
@@ -196,17 +196,11 @@ class ControlPlane:
                 self.intents.pop(change.node, None)
 
     def _replicas_on(self, nodes: list[str]) -> list[int]:
-        rows = {self.fleet.nodes.rows[n] for n in nodes}
-        gpus = self.fleet.devices["gpu"].table["node"]
-        found = []
-        for replica, devices in enumerate(self.pools.devices):
-            if (
-                self.pools.replicas["state"][replica] == STOPPED
-                or self.pools.kind[replica] != "gpu"
-            ):
-                continue
-            if rows & set(gpus[devices].tolist()):
-                found.append(replica)
+        """Replicas holding a GPU of these nodes (stopped ones hold none)."""
+        node_rows = np.array([self.fleet.nodes.rows[n] for n in nodes], np.intp)
+        gpus = self.fleet.device_rows(node_rows, "gpu")
+        owners = self.pools.owners("gpu")[gpus]
+        found: list[int] = np.unique(owners[owners >= 0]).tolist()
         return found
 
     def _drain(self, command: Drain, nodes: list[str], now: float) -> list[Change]:

@@ -183,7 +183,7 @@ class FleetState:
         self.agents[birth.agent] = AgentView(
             [n.node for n in birth.nodes],
             node_rows,
-            {kind: self._device_rows(node_rows, kind) for kind in DEVICE_BLOCKS},
+            {kind: self.device_rows(node_rows, kind) for kind in DEVICE_BLOCKS},
             birth.session,
             interval_s=birth.interval_s,
             rack=birth.rack,
@@ -200,7 +200,8 @@ class FleetState:
             devices.table["present"][agent.device_rows[kind]] = False
         return True
 
-    def _device_rows(self, node_rows: npt.NDArray[np.intp], kind: str) -> npt.NDArray[np.intp]:
+    def device_rows(self, node_rows: npt.NDArray[np.intp], kind: str) -> npt.NDArray[np.intp]:
+        """Rows of every device of `kind` on these nodes, node by node."""
         firsts = self.nodes[f"first_{kind}"][node_rows]
         counts = self.nodes[f"{kind}s"][node_rows]
         if not counts.any():
@@ -223,7 +224,7 @@ class FleetState:
                     "unknown node", f"telemetry of {message.agent} names an unknown node"
                 )
             node_rows = np.array(rows, np.intp)
-            device_rows = {kind: self._device_rows(node_rows, kind) for kind in DEVICE_BLOCKS}
+            device_rows = {kind: self.device_rows(node_rows, kind) for kind in DEVICE_BLOCKS}
         try:
             blocks = {kind: arrays(message, kind) for kind in DEVICE_BLOCKS}
         except MessageError as error:

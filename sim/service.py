@@ -287,8 +287,6 @@ class CoreService:
         for name, agent in self.fleet.agents.items():
             if not agent.alive:
                 continue
-            node_index = np.full(len(self.fleet.nodes), -1)
-            node_index[agent.node_rows] = np.arange(len(agent.node_rows))
             blocks: dict[str, Any] = {}
             for kind, (block, values) in loads.items():
                 rows = agent.device_rows[kind]
@@ -296,9 +294,11 @@ class CoreService:
                     continue
                 table = self.fleet.devices[kind].table
                 spec = layout(block)
+                # device rows run node by node in the agent's node order (FleetState.device_rows)
+                per_node = self.fleet.nodes[f"{kind}s"][agent.node_rows]
                 blocks[kind] = spec.pack(
                     {
-                        spec.names[0]: node_index[table["node"][rows]],
+                        spec.names[0]: np.repeat(np.arange(len(agent.node_rows)), per_node),
                         spec.names[1]: table["slot"][rows],
                     }
                     | {field: column[rows] for field, column in values.items()}

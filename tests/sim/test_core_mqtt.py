@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from aidc.brokers import spawned_broker
-from protocols.codec import decode_message, encode
+from protocols.codec import arrays, decode_message, encode
 from protocols.commands import Query
 from protocols.endpoint import Endpoint
 from protocols.link import Link
-from protocols.messages import PoolStates, Summary
+from protocols.messages import PoolStates, RackStates, Summary
 from tests.mqtt import Inbox, running
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +94,14 @@ async def test_the_core_learns_the_fleet_and_serves(site: Endpoint) -> None:
         summary = latest(inbox, Summary)
         assert summary.nodes.get("ready") == 8 + 3
         assert summary.power_w > 0
+
+        def busiest_rack() -> float:
+            racks = latest(inbox, RackStates)
+            record = arrays(racks, "columns") if racks else None
+            return float(record["utilization"].max()) if record is not None else 0.0
+
+        # the replicas' GPUs get busy: the core's assignments reach the right agents' devices
+        await until(lambda: busiest_rack() > 20.0)
 
 
 async def test_a_json_drain_from_mosquitto_pub_is_ok_and_the_node_drains(site: Endpoint) -> None:
