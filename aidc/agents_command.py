@@ -8,17 +8,21 @@ from agents.fleet import Fleet
 from agents.topology import Site, TopologyError, generated_site, load_site
 from aidc.brokers import broker
 from aidc.console import StatusLine, progress_bar
+from aidc.errors import UsageError
 
 STATUS_EVERY_S = 1.0
 
 
 def site_of(args: argparse.Namespace) -> Site:
     """The site from --topology, or from --racks and --rack-kind."""
-    if args.topology is not None:
-        return load_site(args.topology, args.site)
-    if args.racks is None:
-        raise TopologyError("give --topology FILE or --racks N (with --rack-kind)")
-    return generated_site(args.site or "dc1", args.racks, args.rack_kind)
+    if args.topology is None and args.racks is None:
+        raise UsageError("give --topology FILE or --racks N (with --rack-kind)")
+    try:
+        if args.topology is not None:
+            return load_site(args.topology, args.site)
+        return generated_site(args.site or "dc1", args.racks, args.rack_kind)
+    except TopologyError as error:
+        raise UsageError(str(error)) from None
 
 
 async def run_agents(args: argparse.Namespace, password: str | None) -> None:

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ from agents.catalog import RACK_KINDS
 from aidc import __version__
 from aidc.brokers import BrokerError, parse_spawn_spec
 from aidc.console import ConsoleHandler
+from aidc.errors import UsageError
 from protocols.endpoint import parse_broker_url
 from protocols.ids import check_id
 
@@ -26,10 +28,6 @@ NOT_BUILT = {
     "demo": "start broker, core, fleet and dashboard together",
     "scenario": "run scripted scenario files",
 }
-
-
-class UsageError(Exception):
-    """Bad input on the command line: one sentence, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -142,32 +140,16 @@ def _fault_rate(text: str) -> tuple[str, float]:
     return kind, value
 
 
-def _run_agents(args: argparse.Namespace) -> int:
-    from agents.topology import TopologyError
-    from aidc.agents_command import run_agents
+def _async_command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A subcommand that runs `module.name(args, password)` until it ends or is signalled
+    (imported only when chosen, so `aidc --help` stays quick)."""
 
-    try:
-        run_until_signalled(run_agents(args, broker_password(args)))
-    except TopologyError as error:
-        raise UsageError(str(error)) from None
-    return 0
+    def run(args: argparse.Namespace) -> int:
+        command = getattr(importlib.import_module(module), name)
+        run_until_signalled(command(args, broker_password(args)))
+        return 0
 
-
-def _run_core(args: argparse.Namespace) -> int:
-    from aidc.core_command import CoreError, run_core
-
-    try:
-        run_until_signalled(run_core(args, broker_password(args)))
-    except CoreError as error:
-        raise UsageError(str(error)) from None
-    return 0
-
-
-def _run_watch(args: argparse.Namespace) -> int:
-    from aidc.watch import watch
-
-    run_until_signalled(watch(args, broker_password(args)))
-    return 0
+    return run
 
 
 def run_until_signalled(coroutine: Coroutine[Any, Any, object]) -> None:
@@ -246,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="random faults per device per hour, e.g. xid=0.001 (repeatable; kinds: "
         "xid, cooling, link_flap, pause_storm, lpu_chip)",
     )
-    agents.set_defaults(run=_run_agents)
+    agents.set_defaults(run=_async_command("aidc.agents_command", "run_agents"))
 
     core = sub.add_parser(
         "core",
@@ -271,11 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="SQLite journal of desired state and commands, kept across restarts",
     )
-    core.set_defaults(run=_run_core)
+    core.set_defaults(run=_async_command("aidc.core_command", "run_core"))
 
     watch = sub.add_parser("watch", help="print every message of a site, decoded, as JSON lines")
     add_broker_options(watch)
-    watch.set_defaults(run=_run_watch)
+    watch.set_defaults(run=_async_command("aidc.watch", "watch"))
 
     for name, summary in NOT_BUILT.items():
         stub = sub.add_parser(name, help=f"{summary} (not built yet)", add_help=False)

@@ -3,13 +3,10 @@
 import argparse
 
 from aidc.brokers import broker
+from aidc.errors import UsageError
 from sim.clock import RealClock
 from sim.journal import JournalError
 from sim.service import CoreService
-
-
-class CoreError(RuntimeError):
-    """The core cannot start; `str()` says why in one sentence."""
 
 
 async def run_core(args: argparse.Namespace, password: str | None) -> None:
@@ -25,7 +22,7 @@ async def run_core(args: argparse.Namespace, password: str | None) -> None:
                 state_db=args.state_db or ":memory:",
             )
         except JournalError as error:
-            raise CoreError(str(error)) from None
+            raise UsageError(str(error)) from None
         journal = args.state_db or "memory only (desired state is lost on exit)"
         print(
             f"aidc core: site {args.site} on {endpoint.url}, tick {args.tick:g} s, "
