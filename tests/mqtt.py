@@ -4,11 +4,15 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import aiomqtt
 
+from protocols.codec import decode_message
 from protocols.link import Link
+
+T = TypeVar("T")
 
 
 class Inbox:
@@ -23,11 +27,32 @@ class Inbox:
             self.messages.append(message)
             self._arrived.notify_all()
 
+    def decoded(self, kind: type[T]) -> list[T]:
+        """The messages of one type received so far, decoded, in arrival order."""
+        out = []
+        for message in self.messages:
+            _, value = decode_message(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
+            if isinstance(value, kind):
+                out.append(value)
+        return out
+
+    def latest(self, kind: type[T]) -> T | None:
+        """The last message of one type, decoded, or None."""
+        found = self.decoded(kind)
+        return found[-1] if found else None
+
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[aiomqtt.Message]:
         """The first `count` messages, once they are all there."""
         async with asyncio.timeout(timeout), self._arrived:
             await self._arrived.wait_for(lambda: len(self.messages) >= count)
         return self.messages[:count]
+
+
+async def until(predicate: Callable[[], object], timeout: float = 15.0) -> None:
+    """Wait until `predicate()` holds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager

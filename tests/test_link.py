@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -21,7 +20,7 @@ from protocols.endpoint import Endpoint
 from protocols.link import Backoff, Link, LinkDown
 from protocols.messages import Death
 from protocols.topics import AgentTopic, agent_topic
-from tests.mqtt import Inbox, running
+from tests.mqtt import Inbox, running, until
 from tests.samples import SAMPLES, SITE, sample_topic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,13 +57,6 @@ async def test_publish_while_down_raises_link_down() -> None:
     link = Link(Endpoint("127.0.0.1", free_port()), "test-down")
     with pytest.raises(LinkDown, match="not connected"):
         await link.publish("aidc/v1/dc1/core/status", b"x")
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until `predicate()` holds."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("kind", ["mosquitto", "embedded"])

@@ -22,7 +22,7 @@ from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import Assignment, Birth, CoreStatus, Death, Telemetry
 from protocols.topics import AgentTopic, agent_topic, core_status_topic
-from tests.mqtt import Inbox, running
+from tests.mqtt import running, until
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "t1"
@@ -45,31 +45,15 @@ async def fleet_running(fleet: Fleet) -> AsyncIterator[Fleet]:
             await task
 
 
-def messages(inbox: Inbox, kind: type) -> list:
-    """Decoded messages of one type, in arrival order."""
-    out = []
-    for message in inbox.messages:
-        _, decoded = decode_message(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
-        if isinstance(decoded, kind):
-            out.append(decoded)
-    return out
-
-
-async def until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
-
-
 async def test_birth_then_telemetry_then_clean_deaths(mosquitto: Endpoint) -> None:
     site = generated_site(SITE, 2, "hgx-h100")
     fleet = Fleet(site, mosquitto, interval_s=0.2, seed=1)
     watcher = Link(mosquitto, "watch-1", subscriptions=[(f"aidc/v1/{SITE}/#", 1)])
     async with running(watcher) as inbox:
         async with fleet_running(fleet):
-            await until(lambda: len(messages(inbox, Telemetry)) >= 2 * len(fleet.agents))
-        await until(lambda: len(messages(inbox, Death)) == len(fleet.agents))
-    births = messages(inbox, Birth)
+            await until(lambda: len(inbox.decoded(Telemetry)) >= 2 * len(fleet.agents))
+        await until(lambda: len(inbox.decoded(Death)) == len(fleet.agents))
+    births = inbox.decoded(Birth)
     assert {b.agent for b in births} == {a.id for a in fleet.agents}
     gpu_birth = next(b for b in births if b.agent == "r001")
     assert [n.node for n in gpu_birth.nodes] == [f"r001-n{i:02d}" for i in range(1, 5)]
@@ -80,13 +64,13 @@ async def test_birth_then_telemetry_then_clean_deaths(mosquitto: Endpoint) -> No
         if isinstance(decoded, Birth | Telemetry):
             first.setdefault(decoded.agent, type(decoded))
     assert set(first.values()) == {Birth}, "an agent sent telemetry before its birth"
-    telemetry = [t for t in messages(inbox, Telemetry) if t.agent == "r001"]
+    telemetry = [t for t in inbox.decoded(Telemetry) if t.agent == "r001"]
     assert [t.seq for t in telemetry] == list(range(1, len(telemetry) + 1))
     gpu = arrays(telemetry[-1], "gpu")
     assert gpu is not None
     assert gpu["node"].size == 32
     assert np.all(gpu["DCGM_FI_DEV_POWER_USAGE"] > 0)
-    assert all(d.clean for d in messages(inbox, Death))
+    assert all(d.clean for d in inbox.decoded(Death))
 
 
 async def test_assignment_drives_the_devices_and_faults_show(mosquitto: Endpoint) -> None:
@@ -115,7 +99,7 @@ async def test_assignment_drives_the_devices_and_faults_show(mosquitto: Endpoint
         )
 
         def latest_gpu() -> np.ndarray:
-            telemetry = [t for t in messages(inbox, Telemetry) if t.agent == agent.id][-1]
+            telemetry = [t for t in inbox.decoded(Telemetry) if t.agent == agent.id][-1]
             record = arrays(telemetry, "gpu")
             assert record is not None
             return record
@@ -155,11 +139,11 @@ async def test_power_loss_fires_the_will_then_the_node_comes_back(mosquitto: End
         await watcher.publish(
             agent_topic(AgentTopic.AGENTCMD, SITE, agent.rack, agent.id), encode(loss), qos=1
         )
-        await until(lambda: any(d.agent == agent.id for d in messages(inbox, Death)))
-        (death,) = [d for d in messages(inbox, Death) if d.agent == agent.id]
+        await until(lambda: any(d.agent == agent.id for d in inbox.decoded(Death)))
+        (death,) = [d for d in inbox.decoded(Death) if d.agent == agent.id]
         assert not death.clean
         await until(
-            lambda: [b.session for b in messages(inbox, Birth) if b.agent == agent.id] == [1, 2]
+            lambda: [b.session for b in inbox.decoded(Birth) if b.agent == agent.id] == [1, 2]
         )
 
 
@@ -230,16 +214,16 @@ async def test_fleet_process_stopped_every_death_arrives(
             mosquitto.port, "--racks", "3", "--rack-kind", "hgx-b200", "--interval", "0.3"
         )
         try:
-            await until(lambda: len({b.agent for b in messages(inbox, Birth)}) == 4)
-            agents = {b.agent for b in messages(inbox, Birth)}
+            await until(lambda: len({b.agent for b in inbox.decoded(Birth)}) == 4)
+            agents = {b.agent for b in inbox.decoded(Birth)}
             os.killpg(fleet.pid, sig)
-            await until(lambda: {d.agent for d in messages(inbox, Death)} == agents, timeout=10)
+            await until(lambda: {d.agent for d in inbox.decoded(Death)} == agents, timeout=10)
             assert fleet.wait(5) == (0 if clean else -signal.SIGKILL)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(fleet.pid, signal.SIGKILL)
             out, err = fleet.communicate()
-    assert {d.clean for d in messages(inbox, Death)} == {clean}
+    assert {d.clean for d in inbox.decoded(Death)} == {clean}
     assert "Traceback" not in err
     if clean:
         assert "stopped; 4 of 4 deaths published" in out

@@ -3,6 +3,7 @@ JSON drain sent with mosquitto_pub is answered ok and ends with the node drained
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -19,7 +20,8 @@ from protocols.commands import Query
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import PoolStates, RackStates, Summary
-from tests.mqtt import Inbox, running
+from tests.mqtt import running
+from tests.mqtt import until as wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "core1"
@@ -66,37 +68,28 @@ def site() -> Iterator[Endpoint]:
                 assert "Traceback" not in err, err
 
 
-def latest(inbox: Inbox, kind: type):  # type: ignore[no-untyped-def]
-    for message in reversed(inbox.messages):
-        _, decoded = decode_message(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
-        if isinstance(decoded, kind):
-            return decoded
-    return None
-
-
-async def until(predicate, timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.1)
+COLD_START_S = 90.0
+"""A fresh numba cache compiles the core's kernels before its first tick."""
+until = functools.partial(wait_until, timeout=COLD_START_S)
 
 
 async def test_the_core_learns_the_fleet_and_serves(site: Endpoint) -> None:
     watcher = Link(site, "watch-core", subscriptions=[(f"aidc/v1/{SITE}/state/+", 0)])
     async with running(watcher) as inbox:
-        await until(lambda: (s := latest(inbox, Summary)) is not None and s.gpus_healthy == 64)
+        await until(lambda: (s := inbox.latest(Summary)) is not None and s.gpus_healthy == 64)
 
         def h100() -> object:
-            pools = latest(inbox, PoolStates)
+            pools = inbox.latest(PoolStates)
             return pools and next(p for p in pools.pools if p.pool == "llama-70b-h100")
 
         await until(lambda: (p := h100()) is not None and p.replicas_ready == 2)  # type: ignore[attr-defined]
-        await until(lambda: latest(inbox, Summary).tokens_per_s > 0)
-        summary = latest(inbox, Summary)
+        await until(lambda: inbox.latest(Summary).tokens_per_s > 0)
+        summary = inbox.latest(Summary)
         assert summary.nodes.get("ready") == 8 + 3
         assert summary.power_w > 0
 
         def busiest_rack() -> float:
-            racks = latest(inbox, RackStates)
+            racks = inbox.latest(RackStates)
             record = arrays(racks, "columns") if racks else None
             return float(record["utilization"].max()) if record is not None else 0.0
 
@@ -138,12 +131,12 @@ async def test_a_json_drain_from_mosquitto_pub_is_ok_and_the_node_drains(site: E
 async def test_malformed_telemetry_is_counted_not_fatal(site: Endpoint) -> None:
     watcher = Link(site, "watch-bad", subscriptions=[(f"aidc/v1/{SITE}/state/summary", 0)])
     async with running(watcher) as inbox:
-        await until(lambda: latest(inbox, Summary) is not None)
-        before = latest(inbox, Summary).rejected
+        await until(lambda: inbox.latest(Summary) is not None)
+        before = inbox.latest(Summary).rejected
         for payload in (b"\x00\xff", b"[1,2]", b"{}"):
             await watcher.publish(f"aidc/v1/{SITE}/telemetry/r001/r001", payload, qos=1)
-        await until(lambda: latest(inbox, Summary).rejected >= before + 3)
-        assert latest(inbox, Summary).gpus_healthy > 0
+        await until(lambda: inbox.latest(Summary).rejected >= before + 3)
+        assert inbox.latest(Summary).gpus_healthy > 0
 
 
 @pytest.mark.parametrize("what", ["pools", "fabric", "events", "commands", "nodes"])
