@@ -121,13 +121,18 @@ def histogram_percentiles(counts, edges, qs):  # type: ignore[no-untyped-def]
 # sim/routing.py
 
 
+def _ready_members(pool, pool_of_replica, ready):  # type: ignore[no-untyped-def]
+    """The ready replicas of one pool."""
+    return [r for r in range(len(pool_of_replica)) if ready[r] and pool_of_replica[r] == pool]
+
+
 def water_fill(counts, pool_of_replica, ready, cost, slope):  # type: ignore[no-untyped-def]
     """Each pool's count spread over its ready replicas so that cost + slope * arrivals is one
     level for those that get any, the level found by bisection; returns (arrivals, unroutable)."""
     arrivals = [0.0] * len(pool_of_replica)
     unroutable = [0] * len(counts)
     for p, count in enumerate(counts):
-        pool = [r for r in range(len(pool_of_replica)) if ready[r] and pool_of_replica[r] == p]
+        pool = _ready_members(p, pool_of_replica, ready)
         if count == 0:
             continue
         if not pool:
@@ -155,7 +160,7 @@ def p2c(seed, counts, pool_of_replica, ready, outstanding, decisions_per_replica
     arrivals = [0.0] * len(pool_of_replica)
     unroutable = [0] * len(counts)
     for p, count in enumerate(counts):
-        pool = [r for r in range(len(pool_of_replica)) if ready[r] and pool_of_replica[r] == p]
+        pool = _ready_members(p, pool_of_replica, ready)
         if count == 0:
             continue
         if not pool:
