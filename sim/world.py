@@ -259,12 +259,11 @@ class World:
             mine = groups == i
             model = llm_model(pool.spec.model)
             good = (self.result.ttft_s <= model.ttft_slo_s) & (self.result.itl_s <= model.itl_slo_s)
-            capacity = self.pools.serving_params().kv_capacity_tokens[mine]
             figures[name] = PoolFigures(
                 arrivals_per_s=float(self.arrivals[mine].sum() / dt),
                 running=float(self.pools.state.running[mine].sum()),
                 waiting=float(self.pools.state.waiting[mine].sum()),
-                kv_cache_usage=float(self.result.kv_usage[mine].mean()) if capacity.size else 0.0,
+                kv_cache_usage=float(self.result.kv_usage[mine].mean()) if mine.any() else 0.0,
                 tokens_per_s=float(self.result.tokens[mine].sum() / dt),
                 completed_per_s=float(self.result.completed[mine].sum() / dt),
                 goodput_rps=float(self.result.completed[mine & good].sum() / dt),
