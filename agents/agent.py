@@ -242,7 +242,7 @@ class Agent:
         """The nodes lose power: the connection dies uncleanly (the broker sends our will),
         then after `duration_s` they boot again, with reset devices, and re-birth."""
         self.powered = False
-        self.link.abort()
+        await self.link.abort()
         await self.stop_link()
         await asyncio.sleep(duration_s)
         for node in range(self.first_node, self.first_node + len(self.nodes)):

@@ -147,8 +147,8 @@ class Fleet:
             async with asyncio.timeout(STOP_TIMEOUT_S):
                 published = await asyncio.gather(*(agent.shut_down() for agent in self.agents))
                 self.deaths_published = sum(published)
+        await asyncio.gather(*(agent.link.abort() for agent in self.agents))
         for agent in self.agents:
-            agent.link.abort()
             await agent.stop_link()
 
     async def _tick(self) -> None:

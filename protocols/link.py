@@ -31,6 +31,8 @@ OPERATION_TIMEOUT_S = 10.0
 """How long to wait for SUBACK or PUBACK once connected."""
 SESSION_EXPIRY_S = 3600
 """How long an MQTT 5 broker keeps a persistent session (and its QoS 1 queue) while offline."""
+ABORT_WAIT_S = 2.0
+"""How long `abort` waits for `run` to notice the dropped connection."""
 _PROTOCOL_REFUSED = {1, 132}
 """CONNACK codes for 'unsupported protocol version' in MQTT 3.1.1 and 5."""
 
@@ -111,6 +113,8 @@ class Link:
         self._backoff = backoff or Backoff()
         self._log = logger
         self._client: aiomqtt.Client | None = None
+        self._aborted = False
+        self._gone = asyncio.Event()
 
     def _new_client(self) -> aiomqtt.Client:
         endpoint = self.endpoint
@@ -146,6 +150,8 @@ class Link:
                 async with client:
                     client.timeout = OPERATION_TIMEOUT_S
                     self._client = client
+                    self._aborted = False
+                    self._gone.clear()
                     self.session += 1
                     for topic_filter, qos in self.subscriptions:
                         await client.subscribe(topic_filter, qos=qos)
@@ -165,7 +171,9 @@ class Link:
                     async for message in client.messages:
                         await on_message(message)
             except aiomqtt.MqttError as error:
-                if self.connected.is_set():
+                if self._aborted:
+                    self._log.debug("%s: connection dropped on purpose", self.client_id)
+                elif self.connected.is_set():
                     self._log.warning(
                         "%s lost %s (%s); reconnecting",
                         self.client_id,
@@ -205,6 +213,7 @@ class Link:
             finally:
                 self.connected.clear()
                 self._client = None
+                self._gone.set()
             await asyncio.sleep(self._backoff.delay(max(failures, 1)))
 
     async def publish(
@@ -232,16 +241,23 @@ class Link:
         if info.rc != 0:
             raise LinkDown(f"publish to {self.endpoint.url} failed (code {info.rc})")
 
-    def abort(self) -> None:
+    async def abort(self) -> None:
         """Drop the connection without a DISCONNECT, as a power loss would, so the broker
-        sends the will; the owner then cancels `run`."""
+        sends the will; returns once `run` has seen the connection go (at most
+        ABORT_WAIT_S), so the owner can then cancel it without a DISCONNECT racing the
+        closed socket."""
         client = self._client
-        if client is not None:
-            # aiomqtt offers no abort; shutting paho's socket down is what a dead host does.
-            sock = client._client.socket()
-            if isinstance(sock, socket.socket):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+        if client is None:
+            return
+        self._aborted = True
+        # aiomqtt offers no abort; shutting paho's socket down is what a dead host does.
+        sock = client._client.socket()
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ABORT_WAIT_S):
+                await self._gone.wait()
 
     async def subscribe(self, topic_filter: str, qos: int = 0) -> None:
         """Add a subscription, kept across reconnects; applied now if connected."""

@@ -187,3 +187,24 @@ async def test_clean_shutdown_does_not_fire_the_will(broker: Endpoint) -> None:
             pass
         with pytest.raises(TimeoutError):
             await inbox.wait_for(1, timeout=1.0)
+
+
+async def test_abort_fires_the_will_and_leaves_the_event_loop_clean(broker: Endpoint) -> None:
+    topic = agent_topic(AgentTopic.DEATH, SITE, "r3", "r3")
+    watcher = Link(broker, "abort-watcher", subscriptions=[(topic, 1)])
+    owner = Link(
+        broker, "owner-r3", will=lambda s: aiomqtt.Will(topic, encode(Death("r3", s)), qos=1)
+    )
+    loop_errors: list[str] = []
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _loop, context: loop_errors.append(context["message"])
+    )
+    async with running(watcher) as inbox:
+        async with running(owner):
+            owner.send(f"aidc/v1/{SITE}/noise", b"x")  # a write queued as the socket goes
+            await owner.abort()
+            assert not owner.connected.is_set()
+        (message,) = await inbox.wait_for(1)
+        await asyncio.sleep(0.2)  # let any callback left behind by the closed socket run
+    assert DEATH.decode(bytes(message.payload)) == Death("r3", 1)
+    assert loop_errors == []
