@@ -30,14 +30,17 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import sim.aggregate  # noqa: E402
+import sim.health  # noqa: E402
+import sim.histogram  # noqa: E402
+import sim.serving  # noqa: E402
 import sim.world  # noqa: E402
 from protocols.messages import Birth, GpuInfo, NodeInventory  # noqa: E402
 from sim.control import ControlPlane  # noqa: E402
 from sim.fleet_state import FleetState  # noqa: E402
-from sim.histogram import _EDGES, Histograms  # noqa: E402
 from sim.journal import Journal  # noqa: E402
 from sim.pools import Pools, PoolSpec  # noqa: E402
-from sim.serving import PREFILL_SHARE, ReplicaParams, ReplicaState, TickResult  # noqa: E402
+from sim.serving import PREFILL_SHARE  # noqa: E402
 from sim.traffic import Traffic, TrafficProfile  # noqa: E402
 from sim.world import World  # noqa: E402
 
@@ -46,6 +49,7 @@ GPUS_PER_RACK, TRAYS, PER_TRAY = 72, 18, 4
 TP = 4
 RPS_PER_REPLICA = 2.0
 F64 = npt.NDArray[np.float64]
+Bool = npt.NDArray[np.bool_]
 
 
 def rss_mib() -> float:
@@ -106,58 +110,57 @@ def tick_times(world: World, ticks: int, start: float) -> list[float]:
 # -- the numpy twin -------------------------------------------------------------------------
 
 
-def serve_numpy(
-    dt: float,
-    arrivals: F64,
-    clock: F64,
-    up: npt.NDArray[np.bool_],
-    p: ReplicaParams,
-    s: ReplicaState,
-    out: TickResult,
-) -> None:
-    """sim.serving.serve, vectorised with numpy."""
-    prompt, output = p.prompt_tokens, p.output_tokens
-    work = prompt * p.prefill_s_per_token / clock
-    share = np.where(s.running < 1e-9, 1.0, PREFILL_SHARE)
-    ahead = (
-        np.maximum(s.backlog_s - 0.5 * dt * share, 0.0) + 0.5 * np.maximum(arrivals - 1, 0) * work
-    )
-    waiting = np.where(up, s.waiting + arrivals, s.waiting)
-    backlog = np.where(up, s.backlog_s + arrivals * work, s.backlog_s)
+def serve_numpy(dt: float, arrivals: F64, clock: F64, up: Bool, kind: Any, *arrays: F64) -> None:
+    """sim.serving._serve, vectorised with numpy."""
+    params, (waiting, backlog, running), outs = arrays[:10], arrays[10:13], arrays[13:]
+    (
+        prompt,
+        output,
+        prompt_work,
+        fixed,
+        per_ctx,
+        per_seq,
+        capacity,
+        max_seqs,
+        per_seq_tokens,
+        per_kv,
+    ) = (a[kind] for a in params)
+    work = prompt_work / clock
+    busy = running >= 1e-9
+    share = np.where(busy, PREFILL_SHARE, 1.0)
+    ahead = np.maximum(backlog - 0.5 * dt * share, 0.0) + 0.5 * np.maximum(arrivals - 1, 0) * work
+    queued = waiting + arrivals
+    queued_s = backlog + arrivals * work
     context = prompt + 0.5 * output
-    room = np.minimum(
-        p.max_sequences - s.running,
-        (p.kv_capacity_tokens - s.running * context) / (prompt + output),
-    )
-    admissible = np.minimum(waiting, np.maximum(room, 0.0))
+    room = np.minimum(max_seqs - running, (capacity - running * context) * per_seq_tokens)
+    admissible = np.minimum(queued, np.maximum(room, 0.0))
     prefill_time = np.minimum(dt * share, admissible * work)
     admitted = np.where(work > 0, prefill_time / np.where(work > 0, work, 1.0), admissible)
-    batch = s.running + admitted
-    iteration = np.maximum(
-        p.decode_fixed_s + p.decode_s_per_context_token * batch * context,
-        p.decode_s_per_sequence * batch / clock,
-    )
+    batch = running + admitted
+    iteration = np.maximum(fixed + per_ctx * batch * context, per_seq * batch / clock)
     decode_time = dt - prefill_time
-    tokens = np.where(batch > 0, batch * decode_time / iteration, 0.0)
+    decoding = (output > 0) & (batch > 0)
+    tokens = np.where(decoding, batch * decode_time / iteration, 0.0)
     completed = np.where(
         output > 0, np.minimum(batch, tokens / np.where(output > 0, output, 1.0)), admitted
     )
-    running = np.where(output > 0, batch - completed, 0.0)
-    itl = np.where(batch > 0, iteration * dt / np.maximum(decode_time, 1e-9), 0.0)
-    ttft = ahead / share + work
-    s.waiting[:] = np.where(up, np.maximum(waiting - admitted, 0.0), s.waiting)
-    s.backlog_s[:] = np.where(up, np.maximum(backlog - prefill_time, 0.0), s.backlog_s)
-    s.running[:] = np.where(up, running, s.running)
-    for name, value in (
-        ("admitted", admitted),
-        ("completed", completed),
-        ("tokens", tokens),
-        ("ttft_s", ttft),
-        ("itl_s", itl),
-        ("e2e_s", ttft + output * itl),
-        ("kv_usage", running * context / p.kv_capacity_tokens),
-    ):
-        getattr(out, name)[:] = np.where(up, value, 0.0)
+    now_running = np.where(output > 0, batch - completed, 0.0)
+    itl = np.where(decoding, iteration * dt / np.maximum(decode_time, 1e-9), 0.0)
+    ttft = np.where(busy, ahead * 2.0, ahead) + work
+    waiting[:] = np.where(up, np.maximum(queued - admitted, 0.0), waiting)
+    backlog[:] = np.where(up, np.maximum(queued_s - prefill_time, 0.0), backlog)
+    running[:] = np.where(up, now_running, running)
+    values = (
+        admitted,
+        completed,
+        tokens,
+        ttft,
+        itl,
+        ttft + output * itl,
+        running * context * per_kv,
+    )
+    for out, value in zip(outs, values, strict=True):
+        out[:] = np.where(up, value, 0.0)
 
 
 def route_numpy(
@@ -192,27 +195,111 @@ def route_numpy(
     return arrivals, unroutable
 
 
-def add_numpy(self: Histograms, entity: Any, value_s: Any, weight: Any = 1.0) -> None:
-    """Histograms.add with np.searchsorted and np.add.at."""
-    values = np.asarray(value_s, np.float64)
-    bins = np.clip(np.searchsorted(_EDGES, values, side="right") - 1, 0, self.counts.shape[1] - 1)
-    weights = np.broadcast_to(np.asarray(weight, np.float64), values.shape)
-    np.add.at(self.counts, (np.asarray(entity), bins), weights)
-    np.add.at(self.sum_s, np.asarray(entity), values * weights)
+def add_numpy(
+    counts: F64, sum_s: F64, edges: F64, _cells: Any, entity: Any, values: F64, _bits: Any, w: F64
+) -> int:
+    """sim.histogram._add with np.searchsorted and np.add.at."""
+    ok = (entity >= 0) & (entity < len(counts)) & np.isfinite(values) & (values >= 0)
+    if not (ok.all() and np.isfinite(w).all() and (w >= 0).all()):
+        return 1
+    bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, counts.shape[1] - 1)
+    np.add.at(counts, (entity, bins), w)
+    np.add.at(sum_s, entity, values * w)
+    return 0
+
+
+def replica_gpus_numpy(
+    devices: Any, clocks: Any, present: Bool, kind: Any, max_clock: F64, factor: F64, missing: Bool
+) -> None:
+    """sim.world._replica_gpus with gathers and row reductions."""
+    valid = devices >= 0
+    gpu = np.where(valid, devices, 0)
+    here = present[gpu]
+    seen = np.where(valid & here & (clocks[gpu] > 0), clocks[gpu], np.inf).min(axis=1)
+    missing[:] = (valid & ~here).any(axis=1)
+    ratio = np.clip(seen / max_clock[kind], sim.world.MIN_CLOCK_FACTOR, 1.0)
+    factor[:] = np.where(np.isfinite(seen), ratio, 1.0)
+
+
+def scan_gpus_numpy(
+    present: Bool, node: Any, alive: Bool, xid: Any, thermal: Any, *arrays: Any
+) -> int:
+    """sim.health._scan_gpus with whole-array comparisons."""
+    was_gone, last_xid, last_thermal, was_throttling, rows, found = arrays
+    gone = ~present & alive[node]
+    throttling = thermal > last_thermal
+    bits = (
+        (gone & ~was_gone) * sim.health.GONE
+        + (xid > last_xid) * sim.health.NEW_XID
+        + (throttling & ~was_throttling) * sim.health.THROTTLING
+    )
+    was_gone[:], last_xid[:], last_thermal[:], was_throttling[:] = gone, xid, thermal, throttling
+    changed = np.flatnonzero(bits)
+    rows[: changed.size], found[: changed.size] = changed, bits[changed]
+    return int(changed.size)
+
+
+def pool_totals_numpy(
+    pool: Any,
+    ttft_slo: F64,
+    itl_slo: F64,
+    per_replica: tuple[F64, ...],
+    ttft: F64,
+    itl: F64,
+    out: F64,
+) -> None:
+    """sim.aggregate._pool_totals with np.bincount."""
+    member = pool >= 0
+    group = pool[member]
+    n = out.shape[0]
+    out[:, 0] += np.bincount(group, minlength=n)
+    for c, values in enumerate(per_replica):
+        out[:, 1 + c] += np.bincount(group, values[member], minlength=n)
+    good = (ttft[member] <= ttft_slo[group]) & (itl[member] <= itl_slo[group])
+    out[:, -1] += np.bincount(group, np.where(good, per_replica[-1][member], 0.0), minlength=n)
+
+
+TWINS = [
+    (sim.serving, "_serve", serve_numpy),
+    (sim.world, "route", route_numpy),
+    (sim.histogram, "_add", add_numpy),
+    (sim.world, "_replica_gpus", replica_gpus_numpy),
+    (sim.health, "_scan_gpus", scan_gpus_numpy),
+    (sim.aggregate, "_pool_totals", pool_totals_numpy),
+]
+"""Every kernel a tick runs over the fleet's replicas or GPUs, and its numpy twin."""
 
 
 @contextlib.contextmanager
 def numpy_twin() -> Iterator[None]:
     """Run ticks with the numpy versions of the kernels."""
-    saved = (sim.world.serve, sim.world.route, Histograms.add)
-    sim.world.serve, sim.world.route, Histograms.add = serve_numpy, route_numpy, add_numpy  # type: ignore[assignment]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in TWINS]
+    for module, name, twin in TWINS:
+        setattr(module, name, twin)
     try:
         yield
     finally:
-        sim.world.serve, sim.world.route, Histograms.add = saved  # type: ignore[assignment]
+        for module, name, kernel in saved:
+            setattr(module, name, kernel)
 
 
 # -- runs ------------------------------------------------------------------------------------
+
+
+def check_twin(gpus: int = 3_000, ticks: int = 5) -> None:
+    """The twin must compute what the kernels do: the same site ticked both ways agrees."""
+    fast_world, twin_world = build(gpus), build(gpus)
+    for k in range(ticks):
+        now = 1000.0 + k
+        for world in (fast_world, twin_world):
+            world.fleet.nodes["seen"][:] = now
+        fast = fast_world.tick(now, 1.0)
+        with numpy_twin():
+            twin = twin_world.tick(now, 1.0)
+        for name, figures in fast.pools.items():
+            for field, value in vars(figures).items():
+                twin_value = vars(twin.pools[name])[field]
+                np.testing.assert_allclose(twin_value, value, rtol=1e-6, err_msg=field)
 
 
 def measure(gpus: int, ticks: int) -> dict[str, float]:
@@ -260,6 +347,8 @@ def main() -> None:
     if args.one is not None:
         print(json.dumps(measure(args.one, args.ticks)))
         return
+    check_twin()
+    print("numpy twin checked: it ticks a 3,000-GPU site to the same pool figures")
     with tempfile.TemporaryDirectory() as cache:
         cold = compile_times(cache)["seconds"]
         warm = compile_times(cache)["seconds"]

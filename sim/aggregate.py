@@ -57,3 +57,53 @@ def rack_totals(
     totals = {name: out[:, i] for i, name in enumerate(COLUMNS)}
     totals["utilization"] = totals["utilization"] / np.maximum(totals["devices"], 1.0)
     return totals
+
+
+@njit(cache=True)
+def _pool_totals(
+    pool: np.ndarray,
+    ttft_slo: np.ndarray,
+    itl_slo: np.ndarray,
+    per_replica: tuple[np.ndarray, ...],
+    ttft: np.ndarray,
+    itl: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    summed = len(per_replica)
+    for r in range(pool.shape[0]):
+        g = pool[r]
+        if g < 0:
+            continue
+        out[g, 0] += 1.0
+        for c in range(summed):
+            out[g, 1 + c] += per_replica[c][r]
+        if ttft[r] <= ttft_slo[g] and itl[r] <= itl_slo[g]:
+            out[g, 1 + summed] += per_replica[summed - 1][r]
+
+
+def pool_totals(
+    pools: int,
+    pool: npt.NDArray[np.integer],
+    ttft_slo_s: F64,
+    itl_slo_s: F64,
+    summed: dict[str, F64],
+    ttft_s: F64,
+    itl_s: F64,
+) -> dict[str, F64]:
+    """Per pool (`pool[r]` is replica r's, negative for none): its replica count, the sum of
+    each array in `summed`, and "good", the sum of the last of them over the replicas whose
+    TTFT and ITL met their pool's SLOs (goodput, when the last is completions)."""
+    n = pool.shape[0]
+    if not summed:
+        raise ValueError("name at least one array to sum")
+    if any(a.shape != (n,) or a.dtype != np.float64 for a in (*summed.values(), ttft_s, itl_s)):
+        raise ValueError(f"every replica array must be float64 of shape ({n},)")
+    if ttft_slo_s.shape != (pools,) or itl_slo_s.shape != (pools,):
+        raise ValueError(f"SLOs must have shape ({pools},)")
+    if n and pool.max() >= pools:
+        raise ValueError(f"pool indices must lie below {pools}")
+    out = np.zeros((pools, 2 + len(summed)))
+    per_replica = tuple(summed.values())
+    _pool_totals(pool.astype(np.int64), ttft_slo_s, itl_slo_s, per_replica, ttft_s, itl_s, out)
+    names = ("replicas", *summed, "good")
+    return {name: out[:, i] for i, name in enumerate(names)}

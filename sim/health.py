@@ -43,6 +43,93 @@ def _grew(values: np.ndarray, last: np.ndarray, out: np.ndarray) -> None:
         last[i] = values[i]
 
 
+GONE, NEW_XID, THROTTLING = 1, 2, 4
+"""What `scan_gpus` found on a GPU, as bits."""
+
+
+@njit(cache=True)
+def _scan_gpus(
+    present: np.ndarray,
+    node: np.ndarray,
+    alive_nodes: np.ndarray,
+    xid_count: np.ndarray,
+    thermal: np.ndarray,
+    was_gone: np.ndarray,
+    last_xid: np.ndarray,
+    last_thermal: np.ndarray,
+    was_throttling: np.ndarray,
+    rows: np.ndarray,
+    found: np.ndarray,
+) -> int:
+    n = 0
+    for i in range(present.size):
+        gone = not present[i] and alive_nodes[node[i]]
+        throttling = thermal[i] > last_thermal[i]
+        bits = 0
+        if gone and not was_gone[i]:
+            bits |= GONE
+        if xid_count[i] > last_xid[i]:
+            bits |= NEW_XID
+        if throttling and not was_throttling[i]:
+            bits |= THROTTLING
+        was_gone[i], was_throttling[i] = gone, throttling
+        last_xid[i], last_thermal[i] = xid_count[i], thermal[i]
+        if bits:
+            rows[n], found[n] = i, bits
+            n += 1
+    return n
+
+
+class GpuBaseline:
+    """What `scan_gpus` saw last time, per GPU."""
+
+    def __init__(self) -> None:
+        self.was_gone = np.zeros(0, np.bool_)
+        self.last_xid = np.zeros(0, np.uint64)
+        self.last_thermal = np.zeros(0, np.uint64)
+        self.was_throttling = np.zeros(0, np.bool_)
+
+    def arrays(self) -> list[npt.NDArray[Any]]:
+        """The four arrays, in the kernel's order."""
+        return [self.was_gone, self.last_xid, self.last_thermal, self.was_throttling]
+
+
+def scan_gpus(
+    present: npt.NDArray[np.bool_],
+    node: npt.NDArray[np.integer[Any]],
+    alive_nodes: npt.NDArray[np.bool_],
+    xid_count: npt.NDArray[np.uint64],
+    thermal: npt.NDArray[np.uint64],
+    baseline: GpuBaseline,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8]]:
+    """In one pass over the GPUs, those that changed since `baseline` (which is updated):
+    their rows and what happened, as GONE (stopped reporting while its agent is alive),
+    NEW_XID (the XID count rose) and THROTTLING (the thermal-violation counter started
+    rising) bits. GPUs new since the last scan start from what they show now."""
+    n = present.shape[0]
+    if any(a.shape != (n,) for a in (node, xid_count, thermal)):
+        raise ValueError(f"every GPU array must have shape ({n},)")
+    if n and (node.min() < 0 or node.max() >= alive_nodes.shape[0]):
+        raise ValueError("a GPU names a node beyond alive_nodes")
+    known = baseline.was_gone.shape[0]
+    if known != n:
+        keep = slice(0, min(known, n))
+        fresh = slice(min(known, n), n)
+        baseline.was_gone = np.concatenate(
+            [baseline.was_gone[keep], ~present[fresh] & alive_nodes[node[fresh]]]
+        )
+        baseline.last_xid = np.concatenate([baseline.last_xid[keep], xid_count[fresh]])
+        baseline.last_thermal = np.concatenate([baseline.last_thermal[keep], thermal[fresh]])
+        baseline.was_throttling = np.concatenate(
+            [baseline.was_throttling[keep], np.zeros(n - keep.stop, np.bool_)]
+        )
+    rows = np.empty(n, np.intp)
+    found = np.empty(n, np.uint8)
+    kernel_args = [present, node, alive_nodes, xid_count, thermal, *baseline.arrays(), rows, found]
+    count = _scan_gpus(*kernel_args)
+    return rows[:count], found[:count]
+
+
 def grew(values: npt.NDArray[np.generic], last: npt.NDArray[np.generic]) -> npt.NDArray[np.bool_]:
     """Where `values` exceed `last`; `last` becomes `values` (one pass, for a million devices)."""
     if values.shape != last.shape or values.dtype != last.dtype or values.ndim != 1:
@@ -60,6 +147,7 @@ class HealthPolicy:
         self.fleet = fleet
         self._last: dict[str, npt.NDArray[np.generic]] = {}
         self._remaps: dict[int, int] = {}
+        self._gpu_baseline = GpuBaseline()
 
     def _grew(self, key: str, values: npt.NDArray[np.generic]) -> npt.NDArray[np.bool_]:
         """Which devices' value rose since the last check (new devices start from now)."""
@@ -85,38 +173,27 @@ class HealthPolicy:
     def _gpus(self, alive_nodes: npt.NDArray[np.bool_]) -> list[Finding]:
         devices = self.fleet.devices["gpu"]
         table = devices.table
+        counters = table["counters"]
+        rows, found = scan_gpus(
+            table["present"],
+            table["node"],
+            alive_nodes,
+            counters[devices.counters.index("xid_count")],
+            counters[devices.counters.index("DCGM_FI_DEV_THERMAL_VIOLATION")],
+            self._gpu_baseline,
+        )
         findings = []
-        gone = (~table["present"] & alive_nodes[table["node"]]).view(np.uint8)
-        for row in np.flatnonzero(self._grew("gone", gone)).tolist():
+        for row, bits in zip(rows.tolist(), found.tolist(), strict=True):
             node, subject = self._gpu_name(row)
-            findings.append(
-                Finding(
-                    node,
-                    subject,
-                    "xid",
-                    "critical",
-                    f"{subject} stopped reporting: it fell off the bus",
-                    True,
-                )
-            )
-        new_xids = self._grew("xid", table["counters"][devices.counters.index("xid_count")])
-        last_xid = devices.gauge("DCGM_FI_DEV_XID_ERRORS")
-        for row in np.flatnonzero(new_xids).tolist():
-            findings.append(self._xid(row, int(last_xid[row])))
-        violation = table["counters"][devices.counters.index("DCGM_FI_DEV_THERMAL_VIOLATION")]
-        throttling = self._grew("thermal", violation).view(np.uint8)
-        for row in np.flatnonzero(self._grew("throttling", throttling)).tolist():
-            node, subject = self._gpu_name(row)
-            temp = devices.gauge("DCGM_FI_DEV_GPU_TEMP")[row]
-            findings.append(
-                Finding(
-                    node,
-                    subject,
-                    "thermal",
-                    "warning",
-                    f"{subject} is thermally throttling at {temp:.0f} C",
-                )
-            )
+            if bits & GONE:
+                message = f"{subject} stopped reporting: it fell off the bus"
+                findings.append(Finding(node, subject, "xid", "critical", message, True))
+            if bits & NEW_XID:
+                findings.append(self._xid(row, int(devices.gauge("DCGM_FI_DEV_XID_ERRORS")[row])))
+            if bits & THROTTLING:
+                temp = devices.gauge("DCGM_FI_DEV_GPU_TEMP")[row]
+                message = f"{subject} is thermally throttling at {temp:.0f} C"
+                findings.append(Finding(node, subject, "thermal", "warning", message))
         return findings
 
     def _xid(self, row: int, code: int) -> Finding:

@@ -29,17 +29,33 @@ def bin_edges() -> F64:
     return _EDGES.copy()
 
 
+_CELL_BITS = 10
+"""A value's bin is looked up by its float64 exponent and top _CELL_BITS mantissa bits: a
+cell at most 2**-10 wide relative to its values, far narrower than a bin, so a cell's values
+fall in the bin of its lowest one or the next."""
+_LOW_EXPONENT = math.frexp(LOW_S)[1] - 1
+_HIGH_EXPONENT = math.frexp(HIGH_S)[1]
+_CELL_BASE = (1023 + _LOW_EXPONENT) << _CELL_BITS
+_CELL_FLOORS = np.ldexp(
+    1.0 + np.arange(1 << _CELL_BITS) / (1 << _CELL_BITS),
+    np.arange(_LOW_EXPONENT, _HIGH_EXPONENT)[:, None],
+).ravel()
+_CELL_BINS = np.clip(np.searchsorted(_EDGES, _CELL_FLOORS, side="right") - 1, 0, BIN_COUNT - 1)
+_CELL_BINS = _CELL_BINS.astype(np.int16)
+"""_CELL_BINS[cell]: the bin of the lowest value of each cell from 2**_LOW_EXPONENT up."""
+
+BAD_ENTITY, BAD_VALUE, BAD_WEIGHT = 1, 2, 3
+
+
 @njit(cache=True)
-def _bin_of(edges: np.ndarray, log_low: float, bins_per_log: float, value: float) -> int:
+def _bin_of(edges: np.ndarray, cell_bins: np.ndarray, value: float, bits: int) -> int:
     last = edges.size - 2
     if value < edges[1]:
         return 0
     if value >= edges[last]:
         return last
-    b = int((math.log(value) - log_low) * bins_per_log)
-    # The logarithm can round across an edge; the edges themselves decide.
-    if value < edges[b]:
-        return b - 1
+    b = int(cell_bins[(bits >> (52 - _CELL_BITS)) - _CELL_BASE])
+    # The cell's lowest value is in bin b; the edges decide for the rest of the cell.
     if value >= edges[b + 1]:
         return b + 1
     return b
@@ -50,16 +66,46 @@ def _add(
     counts: np.ndarray,
     sum_s: np.ndarray,
     edges: np.ndarray,
+    cell_bins: np.ndarray,
     entity: np.ndarray,
     value_s: np.ndarray,
+    value_bits: np.ndarray,
     weight: np.ndarray,
-) -> None:
-    log_low = math.log(edges[0])
-    bins_per_log = (edges.size - 1) / (math.log(edges[-1]) - log_low)
+) -> int:
+    # Checked first, so a refused call changes nothing; without branches, so the check
+    # vectorises (NaN fails every comparison).
+    ok = True
     for i in range(entity.size):
-        row = entity[i]
-        counts[row, _bin_of(edges, log_low, bins_per_log, value_s[i])] += weight[i]
-        sum_s[row] += weight[i] * value_s[i]
+        ok &= (entity[i] >= 0) & (entity[i] < counts.shape[0])
+        ok &= (
+            (value_s[i] >= 0.0) & (value_s[i] < np.inf) & (weight[i] >= 0.0) & (weight[i] < np.inf)
+        )
+    if not ok:
+        for i in range(entity.size):
+            if not 0 <= entity[i] < counts.shape[0]:
+                return BAD_ENTITY
+            if not 0.0 <= value_s[i] < np.inf:
+                return BAD_VALUE
+        return BAD_WEIGHT
+    # Runs of one entity and one bin (a pool's replicas, alike) add up in registers: adding
+    # to the same memory cell each time would chain every addition on the one before.
+    row, b, run_weight, run_sum = -1, 0, 0.0, 0.0
+    for i in range(entity.size):
+        w = weight[i]
+        if w == 0.0:
+            continue
+        bin_i = _bin_of(edges, cell_bins, value_s[i], value_bits[i])
+        if entity[i] != row or bin_i != b:
+            if row >= 0:
+                counts[row, b] += run_weight
+                sum_s[row] += run_sum
+            row, b, run_weight, run_sum = entity[i], bin_i, 0.0, 0.0
+        run_weight += w
+        run_sum += w * value_s[i]
+    if row >= 0:
+        counts[row, b] += run_weight
+        sum_s[row] += run_sum
+    return 0
 
 
 @njit(cache=True)
@@ -104,9 +150,10 @@ def _percentiles(counts: np.ndarray, edges: np.ndarray, qs: np.ndarray) -> np.nd
 
 
 def _indices(
-    name: str, values: npt.ArrayLike, count: int, *, negative_is_none: bool = False
+    name: str, values: npt.ArrayLike, count: int | None = None, *, negative_is_none: bool = False
 ) -> Index:
-    """A 1-D intp array of indices below `count` (and at least 0 unless negative means none)."""
+    """A 1-D intp array of indices below `count` (and at least 0 unless negative means none);
+    without a `count`, the range is left to the caller."""
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array, got shape {array.shape}")
@@ -114,7 +161,7 @@ def _indices(
         return np.empty(0, np.intp)
     if array.dtype.kind not in "iu":
         raise ValueError(f"{name} must hold integers, got {array.dtype}")
-    if (array.min() < 0 and not negative_is_none) or array.max() >= count:
+    if count is not None and ((array.min() < 0 and not negative_is_none) or array.max() >= count):
         or_none = " (or be negative for none)" if negative_is_none else ""
         raise ValueError(
             f"{name} must lie in 0..{count - 1}{or_none}, "
@@ -124,7 +171,8 @@ def _indices(
 
 
 def _amounts(name: str, values: npt.ArrayLike, length: int) -> F64:
-    """A finite, non-negative float64 array of `length`, or a scalar repeated to it."""
+    """A float64 array of `length`, or a scalar repeated to it (the kernel checks that it is
+    finite and non-negative)."""
     array = np.asarray(values)
     if array.dtype.kind not in "iuf":
         raise ValueError(f"{name} must hold real numbers, got {array.dtype}")
@@ -133,8 +181,6 @@ def _amounts(name: str, values: npt.ArrayLike, length: int) -> F64:
     if array.shape != (length,):
         raise ValueError(f"{name} must be a scalar or have shape ({length},), got {array.shape}")
     array = np.ascontiguousarray(array, np.float64)
-    if not np.isfinite(array).all() or (array < 0.0).any():
-        raise ValueError(f"{name} must be finite and non-negative")
     return array
 
 
@@ -176,18 +222,25 @@ class Histograms:
     ) -> None:
         """Count observation i, of latency value_s[i] and weight weight[i] (a scalar weight
         applies to all), in the histogram of entity[i]."""
-        rows = _indices("entity", entity, len(self))
-        values = _amounts("value_s", value_s, rows.size)
-        weights = _amounts("weight", weight, rows.size)
-        _add(self.counts, self.sum_s, _EDGES, rows, values, weights)
+        rows = _indices("entity", entity)
+        self._add(rows, _amounts("value_s", value_s, rows.size), weight, "weight")
 
     def add_per_entity(self, value_s: npt.ArrayLike, count: npt.ArrayLike) -> None:
         """Count, for every entity i, count[i] requests that all took value_s[i] seconds (as a
         fluid model serves them in a tick); a scalar applies to every entity."""
         rows = np.arange(len(self))
-        values = _amounts("value_s", value_s, rows.size)
-        counts = _amounts("count", count, rows.size)
-        _add(self.counts, self.sum_s, _EDGES, rows, values, counts)
+        self._add(rows, _amounts("value_s", value_s, rows.size), count, "count")
+
+    def _add(self, rows: Index, values: F64, weight: npt.ArrayLike, weight_name: str) -> None:
+        weights = _amounts(weight_name, weight, rows.size)
+        bits = values.view(np.int64)
+        kernel_args = [self.counts, self.sum_s, _EDGES, _CELL_BINS, rows, values, bits, weights]
+        problem = _add(*kernel_args)
+        if problem == BAD_ENTITY:
+            raise ValueError(f"entity must lie in 0..{len(self) - 1}")
+        if problem:
+            name = "value_s" if problem == BAD_VALUE else weight_name
+            raise ValueError(f"{name} must be finite and non-negative")
 
     def groupby_sum(self, group_of_entity: npt.ArrayLike, n_groups: int) -> "Histograms":
         """Histograms of `n_groups` groups (replicas into pools, pools into models), each the sum

@@ -239,15 +239,14 @@ class Pools:
         return problems
 
     def serving_params(self) -> ReplicaParams:
-        """The roofline constants of every replica, for the serving kernel (kept until the
-        replicas change)."""
-        if self._params is None or self._params.prompt_tokens.shape[0] != len(self.replicas):
+        """The roofline constants of every pool, in pool order, for the serving kernel (kept
+        until the pools change)."""
+        if self._params is None or self._params.prompt_tokens.shape[0] != len(self.pools):
             self._params = self._build_params()
         return self._params
 
     def _build_params(self) -> ReplicaParams:
-        pools = list(self.pools.values())
-        of = [pools[int(p)] for p in self.replicas["pool"]]
+        of = list(self.pools.values())
         column = {
             "prompt_tokens": [p.spec.prompt_tokens for p in of],
             "output_tokens": [p.spec.output_tokens for p in of],

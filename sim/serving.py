@@ -12,6 +12,7 @@ the backlog is exactly the workload of an M/D/1 queue, sampled every tick.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,7 +26,8 @@ F64 = npt.NDArray[np.float64]
 
 @dataclass
 class ReplicaParams:
-    """Per-replica constants of the roofline, one array entry per replica."""
+    """Constants of the roofline, one array entry per kind of replica (a pool's replicas are
+    alike); `serve` is told each replica's kind."""
 
     prompt_tokens: F64
     """Mean prompt length of the replica's model's traffic."""
@@ -84,14 +86,17 @@ def _serve(
     arrivals: np.ndarray,
     clock: np.ndarray,
     up: np.ndarray,
+    kind: np.ndarray,
     prompt: np.ndarray,
     output: np.ndarray,
-    prefill_s: np.ndarray,
+    prompt_work: np.ndarray,
     decode_fixed: np.ndarray,
     decode_ctx: np.ndarray,
     decode_seq: np.ndarray,
     kv_capacity: np.ndarray,
     max_seqs: np.ndarray,
+    per_sequence_tokens: np.ndarray,
+    per_kv_token: np.ndarray,
     waiting: np.ndarray,
     backlog: np.ndarray,
     running: np.ndarray,
@@ -103,33 +108,40 @@ def _serve(
     e2e_out: np.ndarray,
     kv_out: np.ndarray,
 ) -> None:
+    # Divisions are the slow part: what depends only on the kind comes in as reciprocals.
     for r in range(arrivals.shape[0]):
         admitted_out[r] = completed_out[r] = tokens_out[r] = 0.0
         ttft_out[r] = itl_out[r] = e2e_out[r] = kv_out[r] = 0.0
         if not up[r]:
             continue
-        p, o = prompt[r], output[r]
-        work = p * prefill_s[r] / clock[r]
-        share = 1.0 if running[r] < 1e-9 else PREFILL_SHARE
+        k = kind[r]
+        p, o = prompt[k], output[k]
+        slowdown = 1.0 / clock[r]
+        work = prompt_work[k] * slowdown
+        busy = running[r] >= 1e-9
+        share = PREFILL_SHARE if busy else 1.0
         # Arrivals come at uniform times in the tick: on average half the tick's prefill has
         # been done, and half of the other arrivals are ahead.
         ahead = max(backlog[r] - 0.5 * dt * share, 0.0) + 0.5 * max(arrivals[r] - 1.0, 0.0) * work
         waiting[r] += arrivals[r]
         backlog[r] += arrivals[r] * work
         context = p + 0.5 * o
-        room = min(max_seqs[r] - running[r], (kv_capacity[r] - running[r] * context) / (p + o))
+        room = min(
+            max_seqs[k] - running[r],
+            (kv_capacity[k] - running[r] * context) * per_sequence_tokens[k],
+        )
         admissible = min(waiting[r], max(room, 0.0))
         prefill_time = min(dt * share, admissible * work)
         admitted = prefill_time / work if work > 0.0 else admissible
         waiting[r] = max(waiting[r] - admitted, 0.0)
         backlog[r] = max(backlog[r] - prefill_time, 0.0)
-        ttft = ahead / share + work
+        ttft = (ahead * 2.0 if busy else ahead) + work
         batch = running[r] + admitted
         itl = 0.0
         completed = admitted
         if o > 0.0 and batch > 0.0:
-            iteration = decode_fixed[r] + decode_ctx[r] * batch * context
-            iteration = max(iteration, decode_seq[r] * batch / clock[r])
+            iteration = decode_fixed[k] + decode_ctx[k] * batch * context
+            iteration = max(iteration, decode_seq[k] * batch * slowdown)
             decode_time = dt - prefill_time
             tokens = batch * decode_time / iteration
             completed = min(batch, tokens / o)
@@ -144,7 +156,7 @@ def _serve(
         ttft_out[r] = ttft
         itl_out[r] = itl
         e2e_out[r] = ttft + o * itl
-        kv_out[r] = running[r] * context / kv_capacity[r] if kv_capacity[r] > 0.0 else 0.0
+        kv_out[r] = running[r] * context * per_kv_token[k]
 
 
 def serve(
@@ -152,25 +164,46 @@ def serve(
     arrivals: F64,
     clock: F64,
     up: npt.NDArray[np.bool_],
+    kind: npt.NDArray[np.integer[Any]],
     params: ReplicaParams,
     state: ReplicaState,
     result: TickResult,
 ) -> None:
     """Step every replica by `dt` seconds: `arrivals` requests each (fractional is fine),
-    `clock` the SM clock over its maximum (throttling), `up` whether it serves at all."""
+    `clock` the SM clock over its maximum (throttling), `up` whether it serves at all, `kind`
+    its row in `params`."""
     if not dt > 0:
         raise ValueError(f"dt must be above 0 seconds, not {dt}")
     n = arrivals.shape[0]
-    arrays = [
+    per_replica = [arrivals, clock, up, kind, *vars(state).values(), *vars(result).values()]
+    if any(a.shape != (n,) for a in per_replica):
+        raise ValueError(f"every replica array must have shape ({n},)")
+    kinds = params.prompt_tokens.shape[0]
+    if any(a.shape != (kinds,) for a in vars(params).values()):
+        raise ValueError(f"every parameter array must have shape ({kinds},)")
+    if n and (kind.min() < 0 or kind.max() >= kinds):
+        raise ValueError(f"replica kinds must lie in 0..{kinds - 1}")
+    if n and (clock.min() <= 0 or arrivals.min() < 0):
+        raise ValueError("clock factors must be above 0 and arrivals at least 0")
+    p = params
+    capacity = p.kv_capacity_tokens
+    per_kv_token = np.divide(1.0, capacity, out=np.zeros(kinds), where=capacity > 0)
+    kernel_args: list[npt.NDArray[Any]] = [
         arrivals,
         clock,
         up,
-        *vars(params).values(),
+        np.ascontiguousarray(kind, np.intp),
+        p.prompt_tokens,
+        p.output_tokens,
+        p.prompt_tokens * p.prefill_s_per_token,
+        p.decode_fixed_s,
+        p.decode_s_per_context_token,
+        p.decode_s_per_sequence,
+        capacity,
+        p.max_sequences,
+        1.0 / (p.prompt_tokens + p.output_tokens),
+        per_kv_token,
         *vars(state).values(),
         *vars(result).values(),
     ]
-    if any(a.shape != (n,) for a in arrays):
-        raise ValueError(f"every replica array must have shape ({n},)")
-    if n and (clock.min() <= 0 or arrivals.min() < 0):
-        raise ValueError("clock factors must be above 0 and arrivals at least 0")
-    _serve(dt, *arrays)
+    _serve(dt, *kernel_args)

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from sim.aggregate import pool_totals
 from sim.autoscaler import Autoscaler, PoolLoad
 from sim.catalog import llm_model
 from sim.control import STATE_INDEX, ControlPlane
@@ -60,16 +61,22 @@ def _three(values: npt.NDArray[np.float64]) -> tuple[float, float, float]:
     return (float(values[0]), float(values[1]), float(values[2]))
 
 
+MIN_CLOCK_FACTOR = 0.05
+"""A throttled replica serves at no less than this fraction of its full speed."""
+
+
 @njit(cache=True)
 def _replica_gpus(
     devices: np.ndarray,
     clocks: np.ndarray,
     present: np.ndarray,
-    slowest: np.ndarray,
+    kind: np.ndarray,
+    max_clock: np.ndarray,
+    factor: np.ndarray,
     missing: np.ndarray,
 ) -> None:
     for r in range(devices.shape[0]):
-        slowest[r] = np.inf
+        slowest = np.inf
         missing[r] = False
         for j in range(devices.shape[1]):
             device = devices[r, j]
@@ -77,24 +84,43 @@ def _replica_gpus(
                 continue
             if not present[device]:
                 missing[r] = True
-            elif 0.0 < clocks[device] < slowest[r]:
-                slowest[r] = clocks[device]
+            elif 0.0 < clocks[device] < slowest:
+                slowest = clocks[device]
+        ratio = slowest / max_clock[kind[r]]
+        factor[r] = min(max(ratio, MIN_CLOCK_FACTOR), 1.0) if slowest < np.inf else 1.0
 
 
 def replica_gpus(
-    devices: npt.NDArray[np.int64], clocks: npt.NDArray[np.float32], present: npt.NDArray[np.bool_]
+    devices: npt.NDArray[np.int64],
+    clocks: npt.NDArray[np.float32],
+    present: npt.NDArray[np.bool_],
+    kind: npt.NDArray[np.integer[Any]],
+    max_clock_mhz: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    """Per replica (a row of GPU indices, -1 padded): the slowest reported SM clock of its
-    present GPUs (inf if none), and whether any of its GPUs is missing."""
-    if devices.ndim != 2 or clocks.shape != present.shape:
-        raise ValueError("devices must be (replicas, width) and clocks match present")
+    """Per replica (a row of GPU indices, -1 padded, and a kind with its maximum SM clock):
+    the clock factor, its slowest reported clock over the maximum (kept within
+    MIN_CLOCK_FACTOR..1; 1 when none reports one), and whether any of its GPUs is missing."""
+    if devices.ndim != 2 or clocks.shape != present.shape or kind.shape != devices.shape[:1]:
+        raise ValueError("devices must be (replicas, width), kind match it, clocks match present")
     if devices.size and devices.max() >= clocks.shape[0]:
         raise ValueError("a replica names a GPU beyond the table")
-    slowest = np.empty(devices.shape[0])
+    if kind.size and (kind.min() < 0 or kind.max() >= max_clock_mhz.shape[0]):
+        raise ValueError("a replica's kind has no maximum clock")
+    if not (max_clock_mhz > 0).all():
+        raise ValueError("maximum clocks must be above 0")
+    factor = np.empty(devices.shape[0])
     missing = np.empty(devices.shape[0], np.bool_)
-    kernel_args: list[npt.NDArray[Any]] = [devices, clocks, present, slowest, missing]
+    kernel_args: list[npt.NDArray[Any]] = [
+        devices,
+        clocks,
+        present,
+        np.ascontiguousarray(kind, np.intp),
+        np.ascontiguousarray(max_clock_mhz, np.float64),
+        factor,
+        missing,
+    ]
     _replica_gpus(*kernel_args)
-    return slowest, missing
+    return factor, missing
 
 
 class World:
@@ -121,7 +147,7 @@ class World:
         self.busy = np.zeros(0)
         self.arrivals = np.zeros(0)
         self._gpus_of_replicas = (np.zeros(0), np.zeros(0, np.bool_))
-        """This tick's slowest clock and missing-GPU flag of every replica."""
+        """This tick's clock factor and missing-GPU flag of every replica."""
         """Requests each replica was sent in the last tick."""
         self.failed: dict[str, float] = {}
 
@@ -149,8 +175,9 @@ class World:
         self._stop_broken_replicas()
         states = self.pools.replicas["state"]
         up = (states == READY) | (states == DRAINING)
-        clock = self._clock_factors()
+        clock = self._gpus_of_replicas[0]
         params = self.pools.serving_params()
+        pool_of = self.pools.replicas["pool"]
         steps = max(1, math.ceil(dt / MAX_STEP_S - 1e-9))
         step = dt / steps
         totals = TickResult.empty(len(up))
@@ -158,7 +185,7 @@ class World:
         for k in range(steps):
             arrivals, missed = self._route(now - dt + (k + 1) * step, step)
             report.unroutable += missed
-            serve(step, arrivals, clock, up, params, self.pools.state, self.result)
+            serve(step, arrivals, clock, up, pool_of, params, self.pools.state, self.result)
             self._observe(arrivals, step)
             self.arrivals += arrivals
             for name in ("admitted", "completed", "tokens"):
@@ -215,10 +242,10 @@ class World:
         pool_of = self.pools.replicas["pool"].astype(np.int64)
         arrivals = np.zeros(len(ready))
         unroutable = float(unrouted.sum())
-        params = self.pools.serving_params()
         used = {p.spec.policy for p in self.pools.pools.values()}
         for policy in [p for p in POLICIES if p in used]:  # a fixed order: same seed, same draws
             mine = np.array([p.spec.policy == policy for p in self.pools.pools.values()])
+            prompt, context = self._kv_tokens(pool_of, policy)
             share, missed = route(
                 policy,
                 np.where(mine, per_pool, 0),
@@ -227,46 +254,67 @@ class World:
                 self.pools.state.waiting,
                 self.pools.state.running,
                 self.rng,
-                prompt_tokens=params.prompt_tokens,
-                context_tokens=params.prompt_tokens + params.output_tokens / 2,
+                prompt_tokens=prompt,
+                context_tokens=context,
             )
             arrivals += share
             unroutable += float(missed.sum())
         return arrivals, unroutable
 
+    def _kv_tokens(
+        self, pool_of: npt.NDArray[np.int64], policy: str
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | tuple[None, None]:
+        """Each replica's mean prompt and context tokens, which only KV-aware routing needs."""
+        if policy != "kv_aware":
+            return None, None
+        params = self.pools.serving_params()
+        context = params.prompt_tokens + params.output_tokens / 2
+        return params.prompt_tokens[pool_of], context[pool_of]
+
     def _replica_gpus(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        """Each replica's slowest GPU clock (inf if none reports one) and whether any of its
-        GPUs stopped reporting."""
+        """Each replica's clock factor (its slowest GPU clock over the maximum; 1 without
+        telemetry, or for LPUs) and whether any of its GPUs stopped reporting."""
         gpus = self.fleet.devices["gpu"]
+        max_clock = [p.accelerator.max_clock_mhz for p in self.pools.pools.values()]
         return replica_gpus(
             self.pools.gpu_devices[: len(self.pools.replicas)],
             gpus.gauge("DCGM_FI_DEV_SM_CLOCK"),
             gpus.table["present"],
+            self.pools.replicas["pool"],
+            np.array(max_clock, np.float64),
         )
 
-    def _clock_factors(self) -> npt.NDArray[np.float64]:
-        """Each replica's slowest GPU clock over its maximum (1 without telemetry, or LPUs)."""
-        slowest = self._gpus_of_replicas[0]
-        max_clock = np.array([p.accelerator.max_clock_mhz for p in self.pools.pools.values()])
-        ratio = slowest / max_clock[self.pools.replicas["pool"]]
-        return np.where(np.isfinite(ratio) & (slowest > 0), np.clip(ratio, 0.05, 1.0), 1.0)
-
     def _pool_figures(self, dt: float) -> dict[str, PoolFigures]:
-        groups = self.pools.replicas["pool"].astype(np.int64)
+        pools = list(self.pools.pools.values())
+        models = [llm_model(pool.spec.model) for pool in pools]
+        result, state = self.result, self.pools.state
+        totals = pool_totals(
+            len(pools),
+            self.pools.replicas["pool"],
+            np.array([m.ttft_slo_s for m in models]),
+            np.array([m.itl_slo_s for m in models]),
+            {
+                "arrivals": self.arrivals,
+                "running": state.running,
+                "waiting": state.waiting,
+                "kv_usage": result.kv_usage,
+                "tokens": result.tokens,
+                "completed": result.completed,
+            },
+            result.ttft_s,
+            result.itl_s,
+        )
         ttft, itl, e2e = (h.percentiles() for h in (self.ttft, self.itl, self.e2e))
         figures = {}
-        for i, (name, pool) in enumerate(self.pools.pools.items()):
-            mine = groups == i
-            model = llm_model(pool.spec.model)
-            good = (self.result.ttft_s <= model.ttft_slo_s) & (self.result.itl_s <= model.itl_slo_s)
+        for i, name in enumerate(self.pools.pools):
             figures[name] = PoolFigures(
-                arrivals_per_s=float(self.arrivals[mine].sum() / dt),
-                running=float(self.pools.state.running[mine].sum()),
-                waiting=float(self.pools.state.waiting[mine].sum()),
-                kv_cache_usage=float(self.result.kv_usage[mine].mean()) if mine.any() else 0.0,
-                tokens_per_s=float(self.result.tokens[mine].sum() / dt),
-                completed_per_s=float(self.result.completed[mine].sum() / dt),
-                goodput_rps=float(self.result.completed[mine & good].sum() / dt),
+                arrivals_per_s=float(totals["arrivals"][i] / dt),
+                running=float(totals["running"][i]),
+                waiting=float(totals["waiting"][i]),
+                kv_cache_usage=float(totals["kv_usage"][i] / max(totals["replicas"][i], 1.0)),
+                tokens_per_s=float(totals["tokens"][i] / dt),
+                completed_per_s=float(totals["completed"][i] / dt),
+                goodput_rps=float(totals["good"][i] / dt),
                 ttft=_three(ttft[i]),
                 itl=_three(itl[i]),
                 e2e=_three(e2e[i]),
@@ -308,7 +356,7 @@ class World:
         kv_per_device = np.array(
             [p.perf.kv_bytes_per_token / p.spec.tensor_parallel for p in pools]
         )[of_pool]
-        kv_bytes = self.result.kv_usage * params.kv_capacity_tokens * kv_per_device
+        kv_bytes = self.result.kv_usage * params.kv_capacity_tokens[of_pool] * kv_per_device
         memory = (weights + kv_bytes) / 2**20 + DRIVER_MIB
         busy = np.where(held, self.busy[replica], 0.0)
         return {

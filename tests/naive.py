@@ -14,8 +14,9 @@ def scatter(rows, values, out):  # type: ignore[no-untyped-def]
 # sim/serving.py
 
 
-def serve(dt, arrivals, clock, up, params, state, result):  # type: ignore[no-untyped-def]
-    """The fluid replica model, one replica at a time, spelled out."""
+def serve(dt, arrivals, clock, up, kind, params, state, result):  # type: ignore[no-untyped-def]
+    """The fluid replica model, one replica at a time, spelled out; replica r has the
+    parameters in row kind[r]."""
     share_busy = 0.5
     for r in range(len(arrivals)):
         out = {
@@ -28,16 +29,17 @@ def serve(dt, arrivals, clock, up, params, state, result):  # type: ignore[no-un
             "kv_usage": 0.0,
         }
         if up[r]:
-            prompt, output = params.prompt_tokens[r], params.output_tokens[r]
-            work = prompt * params.prefill_s_per_token[r] / clock[r]
+            k = kind[r]
+            prompt, output = params.prompt_tokens[k], params.output_tokens[k]
+            work = prompt * params.prefill_s_per_token[k] / clock[r]
             share = 1.0 if state.running[r] < 1e-9 else share_busy
             served_before = min(state.backlog_s[r], dt * share / 2)
             ahead = state.backlog_s[r] - served_before + max(arrivals[r] - 1, 0) * work / 2
             state.waiting[r] += arrivals[r]
             state.backlog_s[r] += arrivals[r] * work
             context = prompt + output / 2
-            free_kv = params.kv_capacity_tokens[r] - state.running[r] * context
-            room = min(params.max_sequences[r] - state.running[r], free_kv / (prompt + output))
+            free_kv = params.kv_capacity_tokens[k] - state.running[r] * context
+            room = min(params.max_sequences[k] - state.running[r], free_kv / (prompt + output))
             room = max(room, 0.0)
             prefill_time = min(dt * share, min(state.waiting[r], room) * work)
             admitted = prefill_time / work if work > 0 else min(state.waiting[r], room)
@@ -50,9 +52,9 @@ def serve(dt, arrivals, clock, up, params, state, result):  # type: ignore[no-un
                 out["completed"] = admitted
                 state.running[r] = 0.0
             elif batch > 0:
-                per_context = params.decode_s_per_context_token[r]
-                iteration = params.decode_fixed_s[r] + per_context * batch * context
-                iteration = max(iteration, params.decode_s_per_sequence[r] * batch / clock[r])
+                per_context = params.decode_s_per_context_token[k]
+                iteration = params.decode_fixed_s[k] + per_context * batch * context
+                iteration = max(iteration, params.decode_s_per_sequence[k] * batch / clock[r])
                 decode_time = dt - prefill_time
                 tokens = batch * decode_time / iteration
                 out["completed"] = min(batch, tokens / output)
@@ -60,7 +62,7 @@ def serve(dt, arrivals, clock, up, params, state, result):  # type: ignore[no-un
                 out["itl_s"] = iteration * dt / max(decode_time, 1e-9)
                 state.running[r] = batch - out["completed"]
             out["e2e_s"] = out["ttft_s"] + output * out["itl_s"]
-            capacity = params.kv_capacity_tokens[r]
+            capacity = params.kv_capacity_tokens[k]
             out["kv_usage"] = state.running[r] * context / capacity if capacity > 0 else 0.0
         for name, value in out.items():
             getattr(result, name)[r] = value
@@ -207,15 +209,34 @@ def rack_totals(racks, rack, healthy, cordoned, lost, utilization, temperature, 
 # sim/world.py
 
 
-def replica_gpus(devices, clocks, present):  # type: ignore[no-untyped-def]
-    """Slowest present clock and any missing GPU, replica by replica."""
-    slowest, missing = [], []
-    for row in devices:
+def replica_gpus(devices, clocks, present, kind, max_clock):  # type: ignore[no-untyped-def]
+    """Replica by replica: its slowest present clock over its kind's maximum, kept within
+    0.05..1 (1 if no GPU reports a clock), and whether any GPU is missing."""
+    factor, missing = [], []
+    for row, k in zip(devices, kind, strict=True):
         gpus = [d for d in row if d >= 0]
         clocks_seen = [clocks[d] for d in gpus if present[d] and clocks[d] > 0]
-        slowest.append(min(clocks_seen) if clocks_seen else float("inf"))
+        if clocks_seen:
+            factor.append(min(max(min(clocks_seen) / max_clock[k], 0.05), 1.0))
+        else:
+            factor.append(1.0)
         missing.append(any(not present[d] for d in gpus))
-    return slowest, missing
+    return factor, missing
+
+
+def pool_totals(pools, pool, ttft_slo, itl_slo, summed, ttft, itl):  # type: ignore[no-untyped-def]
+    """Replica by replica: counts, sums, and the last summed array over replicas within SLO."""
+    out = {name: [0.0] * pools for name in ("replicas", *summed, "good")}
+    last = list(summed)[-1]
+    for r, g in enumerate(pool):
+        if g < 0:
+            continue
+        out["replicas"][g] += 1
+        for name, values in summed.items():
+            out[name][g] += values[r]
+        if ttft[r] <= ttft_slo[g] and itl[r] <= itl_slo[g]:
+            out["good"][g] += summed[last][r]
+    return out
 
 
 # sim/health.py
@@ -228,3 +249,26 @@ def grew(values, last):  # type: ignore[no-untyped-def]
         out.append(bool(values[i] > last[i]))
         last[i] = values[i]
     return out
+
+
+def scan_gpus(present, node, alive_nodes, xid_count, thermal, last):  # type: ignore[no-untyped-def]
+    """GPU by GPU: gone (1) when it stops reporting on a live node, new XID (2) when the XID
+    count rose, throttling (4) when the thermal counter starts rising; `last` is a dict of
+    lists of what was seen before, updated."""
+    rows, found = [], []
+    for i in range(len(present)):
+        gone = (not present[i]) and bool(alive_nodes[node[i]])
+        throttling = thermal[i] > last["thermal"][i]
+        bits = 0
+        if gone and not last["gone"][i]:
+            bits += 1
+        if xid_count[i] > last["xid"][i]:
+            bits += 2
+        if throttling and not last["throttling"][i]:
+            bits += 4
+        last["gone"][i], last["xid"][i] = gone, xid_count[i]
+        last["thermal"][i], last["throttling"][i] = thermal[i], throttling
+        if bits:
+            rows.append(i)
+            found.append(bits)
+    return rows, found

@@ -1,11 +1,11 @@
-"""Rack aggregates: the kernel against its twin, and input checks."""
+"""Rack and pool aggregates: the kernel against its twin, and input checks."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.aggregate import rack_totals
+from sim.aggregate import pool_totals, rack_totals
 from tests import naive
 
 
@@ -35,3 +35,28 @@ def test_bad_input_is_refused() -> None:
         rack_totals(2, np.array([0, 1, 2]), ok, ok, ok, values, values, values)
     with pytest.raises(ValueError, match="shape"):
         rack_totals(2, np.array([0, 1, 1]), ok[:2], ok, ok, values, values, values)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5), st.integers(0, 200), st.integers(0, 2**31))
+def test_pool_totals_equal_the_naive_twin(pools: int, replicas: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(-1, pools, replicas)
+    slos = rng.uniform(0.1, 1.0, pools), rng.uniform(0.01, 0.1, pools)
+    summed = {"arrivals": rng.uniform(0, 5, replicas), "completed": rng.uniform(0, 5, replicas)}
+    ttft, itl = rng.uniform(0.0, 1.0, replicas), rng.uniform(0.0, 0.1, replicas)
+    fast = pool_totals(pools, pool, *slos, summed, ttft, itl)
+    slow = naive.pool_totals(pools, pool, *slos, summed, ttft, itl)
+    assert set(fast) == set(slow) == {"replicas", "arrivals", "completed", "good"}
+    for name, values in slow.items():
+        np.testing.assert_allclose(fast[name], values, rtol=1e-12)
+
+
+def test_pool_totals_refuse_bad_input() -> None:
+    one = np.ones(2)
+    with pytest.raises(ValueError, match="pool indices"):
+        pool_totals(1, np.array([0, 1]), one[:1], one[:1], {"x": one}, one, one)
+    with pytest.raises(ValueError, match="float64 of shape"):
+        pool_totals(1, np.array([0, 0]), one[:1], one[:1], {"x": one[:1]}, one, one)
+    with pytest.raises(ValueError, match="at least one"):
+        pool_totals(1, np.array([0, 0]), one[:1], one[:1], {}, one, one)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from protocols.columns import GpuColumns, NicColumns, layout
 from sim.fleet_state import FleetState
-from sim.health import HealthPolicy, grew
+from sim.health import GpuBaseline, HealthPolicy, grew, scan_gpus
 from tests import naive
 from tests.samples import SAMPLES, TELEMETRY
 
@@ -130,3 +130,30 @@ def test_grew_equals_its_naive_twin(n: int, seed: int) -> None:
     twin_last = last.copy()
     np.testing.assert_array_equal(grew(values, last), naive.grew(values, twin_last))
     np.testing.assert_array_equal(last, twin_last)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 40), st.integers(0, 2**31))
+def test_scan_gpus_equals_its_naive_twin(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    node = rng.integers(0, 5, n)
+    baseline = GpuBaseline()
+    twin: dict[str, list[object]] = {}
+    for tick in range(4):
+        present = rng.random(n) > 0.3
+        alive = rng.random(5) > 0.3
+        xid = rng.integers(0, 3, n).astype(np.uint64) + np.uint64(tick)
+        thermal = rng.integers(0, 2, n).astype(np.uint64) * np.uint64(tick)
+        rows, found = scan_gpus(present, node, alive, xid, thermal, baseline)
+        if tick == 0:  # the first scan only sets the baseline
+            assert rows.size == 0
+            twin = {
+                "gone": [bool(g) for g in ~present & alive[node]],
+                "xid": xid.tolist(),
+                "thermal": thermal.tolist(),
+                "throttling": [False] * n,
+            }
+            continue
+        twin_rows, twin_found = naive.scan_gpus(present, node, alive, xid, thermal, twin)
+        assert rows.tolist() == twin_rows
+        assert found.tolist() == twin_found

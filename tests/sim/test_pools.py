@@ -117,7 +117,7 @@ def test_serving_parameters_come_from_the_roofline() -> None:
     pool = pools.add(SPEC)
     pools.reconcile(everywhere(fleet), now=0.0)
     params = pools.serving_params()
-    assert params.kv_capacity_tokens.shape == (3,)
+    assert params.kv_capacity_tokens.shape == (1,), "one row per pool, not per replica"
     assert params.decode_fixed_s[0] == pytest.approx(pool.perf.decode_fixed_s)
     assert params.prompt_tokens[0] == SPEC.prompt_tokens
 

@@ -36,7 +36,7 @@ def run(p: ReplicaParams, rate: float, dt: float, ticks: int, seed: int = 0, war
     kept = []
     for tick in range(ticks):
         arrivals = rng.poisson(rate * dt, n).astype(np.float64)
-        serve(dt, arrivals, clock, up, p, state, result)
+        serve(dt, arrivals, clock, up, np.arange(n), p, state, result)
         if tick >= warmup:
             kept.append((arrivals, *(getattr(result, f).copy() for f in vars(result))))
     return [np.array(column) for column in zip(*kept, strict=True)]
@@ -86,6 +86,7 @@ def test_a_throttled_replica_serves_less_and_slower() -> None:
             np.array([20.0 * 0.05] * 2),
             np.array([1.0, 0.5]),
             np.ones(2, bool),
+            np.arange(2),
             p,
             state,
             result,
@@ -97,7 +98,16 @@ def test_a_throttled_replica_serves_less_and_slower() -> None:
 def test_a_replica_that_is_down_does_nothing() -> None:
     p = params(2)
     state, result = ReplicaState.empty(2), TickResult.empty(2)
-    serve(1.0, np.array([5.0, 5.0]), np.ones(2), np.array([True, False]), p, state, result)
+    serve(
+        1.0,
+        np.array([5.0, 5.0]),
+        np.ones(2),
+        np.array([True, False]),
+        np.arange(2),
+        p,
+        state,
+        result,
+    )
     assert result.admitted[0] > 0
     assert result.admitted[1] == 0
     assert state.waiting[1] == 0
@@ -107,32 +117,34 @@ def test_bad_input_is_refused() -> None:
     p = params(2)
     state, result = ReplicaState.empty(2), TickResult.empty(2)
     with pytest.raises(ValueError, match="dt must be above 0"):
-        serve(0.0, np.zeros(2), np.ones(2), np.ones(2, bool), p, state, result)
+        serve(0.0, np.zeros(2), np.ones(2), np.ones(2, bool), np.arange(2), p, state, result)
     with pytest.raises(ValueError, match="shape"):
-        serve(1.0, np.zeros(3), np.ones(2), np.ones(2, bool), p, state, result)
+        serve(1.0, np.zeros(3), np.ones(2), np.ones(2, bool), np.arange(2), p, state, result)
     with pytest.raises(ValueError, match="clock factors"):
-        serve(1.0, np.zeros(2), np.zeros(2), np.ones(2, bool), p, state, result)
+        serve(1.0, np.zeros(2), np.zeros(2), np.ones(2, bool), np.arange(2), p, state, result)
+    with pytest.raises(ValueError, match=r"kinds must lie in 0\.\.1"):
+        serve(1.0, np.zeros(2), np.ones(2), np.ones(2, bool), np.array([0, 2]), p, state, result)
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 30), st.integers(0, 2**31), st.floats(0.01, 2.0))
 def test_the_kernel_equals_its_naive_twin(n: int, seed: int, dt: float) -> None:
     rng = np.random.default_rng(seed)
-    p = params(
-        n,
-        prompt_tokens=rng.uniform(10, 4000),
-        output_tokens=float(rng.choice([0.0, 50.0, 500.0])),
-        kv_capacity_tokens=rng.uniform(1e3, 1e6),
-        max_sequences=float(rng.integers(1, 300)),
-    )
+    kinds = 3
+    p = params(kinds)
+    p.prompt_tokens[:] = rng.uniform(10, 4000, kinds)
+    p.output_tokens[:] = rng.choice([0.0, 50.0, 500.0], kinds)
+    p.kv_capacity_tokens[:] = rng.uniform(1e3, 1e6, kinds)
+    p.max_sequences[:] = rng.integers(1, 300, kinds)
+    kind = rng.integers(0, kinds, n)
     states = [ReplicaState.empty(n), ReplicaState.empty(n)]
     results = [TickResult.empty(n), TickResult.empty(n)]
     up = rng.random(n) > 0.2
     for _ in range(5):
         arrivals = rng.poisson(20 * dt, n).astype(np.float64)
         clock = rng.uniform(0.3, 1.0, n)
-        serve(dt, arrivals, clock, up, p, states[0], results[0])
-        naive.serve(dt, arrivals, clock, up, p, states[1], results[1])
+        serve(dt, arrivals, clock, up, kind, p, states[0], results[0])
+        naive.serve(dt, arrivals, clock, up, kind, p, states[1], results[1])
         for name in vars(results[0]):
             np.testing.assert_allclose(
                 getattr(results[0], name), getattr(results[1], name), rtol=1e-9, atol=1e-12

@@ -136,7 +136,9 @@ def test_replica_gpus_equals_its_naive_twin(replicas: int, width: int, seed: int
     devices[rng.random(devices.shape) < 0.2] = -1
     clocks = rng.choice([0.0, 900.0, 1500.0, 1980.0], gpus).astype(np.float32)
     present = rng.random(gpus) > 0.1
-    fast = replica_gpus(devices, clocks, present)
-    slow = naive.replica_gpus(devices, clocks, present)
+    kind = rng.integers(0, 2, replicas)
+    max_clock = np.array([1980.0, 1000.0])
+    fast = replica_gpus(devices, clocks, present, kind, max_clock)
+    slow = naive.replica_gpus(devices, clocks, present, kind, max_clock)
     np.testing.assert_array_equal(fast[0], slow[0])
     np.testing.assert_array_equal(fast[1], slow[1])
