@@ -2,13 +2,14 @@
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
 F64 = npt.NDArray[np.float64]
-Index = npt.NDArray[np.intp]
+Index = npt.NDArray[np.integer[Any]]
 
 LOW_S = 1e-3
 HIGH_S = 600.0
@@ -152,7 +153,7 @@ def _percentiles(counts: np.ndarray, edges: np.ndarray, qs: np.ndarray) -> np.nd
 def _indices(
     name: str, values: npt.ArrayLike, count: int | None = None, *, negative_is_none: bool = False
 ) -> Index:
-    """A 1-D intp array of indices below `count` (and at least 0 unless negative means none);
+    """A 1-D integer array of indices below `count` (and at least 0 unless negative means none);
     without a `count`, the range is left to the caller."""
     array = np.asarray(values)
     if array.ndim != 1:
@@ -167,7 +168,7 @@ def _indices(
             f"{name} must lie in 0..{count - 1}{or_none}, "
             f"got values from {array.min()} to {array.max()}"
         )
-    return np.ascontiguousarray(array, np.intp)
+    return np.ascontiguousarray(array)
 
 
 def _amounts(name: str, values: npt.ArrayLike, length: int) -> F64:

@@ -90,6 +90,7 @@ def _serve(
     prompt: np.ndarray,
     output: np.ndarray,
     prompt_work: np.ndarray,
+    per_prompt_work: np.ndarray,
     decode_fixed: np.ndarray,
     decode_ctx: np.ndarray,
     decode_seq: np.ndarray,
@@ -97,6 +98,7 @@ def _serve(
     max_seqs: np.ndarray,
     per_sequence_tokens: np.ndarray,
     per_kv_token: np.ndarray,
+    per_output_token: np.ndarray,
     waiting: np.ndarray,
     backlog: np.ndarray,
     running: np.ndarray,
@@ -132,7 +134,7 @@ def _serve(
         )
         admissible = min(waiting[r], max(room, 0.0))
         prefill_time = min(dt * share, admissible * work)
-        admitted = prefill_time / work if work > 0.0 else admissible
+        admitted = prefill_time * clock[r] * per_prompt_work[k] if work > 0.0 else admissible
         waiting[r] = max(waiting[r] - admitted, 0.0)
         backlog[r] = max(backlog[r] - prefill_time, 0.0)
         ttft = (ahead * 2.0 if busy else ahead) + work
@@ -144,7 +146,7 @@ def _serve(
             iteration = max(iteration, decode_seq[k] * batch * slowdown)
             decode_time = dt - prefill_time
             tokens = batch * decode_time / iteration
-            completed = min(batch, tokens / o)
+            completed = min(batch, tokens * per_output_token[k])
             tokens_out[r] = tokens
             itl = iteration * dt / max(decode_time, 1e-9)
             batch -= completed
@@ -157,6 +159,12 @@ def _serve(
         itl_out[r] = itl
         e2e_out[r] = ttft + o * itl
         kv_out[r] = running[r] * context * per_kv_token[k]
+
+
+def _reciprocal(values: F64) -> F64:
+    """1 / values, and 0 where a value is 0 (the kernel never uses those)."""
+    out: F64 = np.divide(1.0, values, out=np.zeros(values.shape), where=values > 0)
+    return out
 
 
 def serve(
@@ -186,8 +194,8 @@ def serve(
     if n and (clock.min() <= 0 or arrivals.min() < 0):
         raise ValueError("clock factors must be above 0 and arrivals at least 0")
     p = params
+    prompt_work = p.prompt_tokens * p.prefill_s_per_token
     capacity = p.kv_capacity_tokens
-    per_kv_token = np.divide(1.0, capacity, out=np.zeros(kinds), where=capacity > 0)
     kernel_args: list[npt.NDArray[Any]] = [
         arrivals,
         clock,
@@ -195,14 +203,16 @@ def serve(
         np.ascontiguousarray(kind, np.intp),
         p.prompt_tokens,
         p.output_tokens,
-        p.prompt_tokens * p.prefill_s_per_token,
+        prompt_work,
+        _reciprocal(prompt_work),
         p.decode_fixed_s,
         p.decode_s_per_context_token,
         p.decode_s_per_sequence,
         capacity,
         p.max_sequences,
         1.0 / (p.prompt_tokens + p.output_tokens),
-        per_kv_token,
+        _reciprocal(capacity),
+        _reciprocal(p.output_tokens),
         *vars(state).values(),
         *vars(result).values(),
     ]

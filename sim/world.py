@@ -180,18 +180,18 @@ class World:
         pool_of = self.pools.replicas["pool"]
         steps = max(1, math.ceil(dt / MAX_STEP_S - 1e-9))
         step = dt / steps
-        totals = TickResult.empty(len(up))
-        self.arrivals = np.zeros(len(up))
+        totals: dict[str, npt.NDArray[np.float64]] = {}
         for k in range(steps):
             arrivals, missed = self._route(now - dt + (k + 1) * step, step)
             report.unroutable += missed
             serve(step, arrivals, clock, up, pool_of, params, self.pools.state, self.result)
             self._observe(arrivals, step)
-            self.arrivals += arrivals
-            for name in ("admitted", "completed", "tokens"):
-                getattr(totals, name)[:] += getattr(self.result, name)
-        for name in ("admitted", "completed", "tokens"):
-            setattr(self.result, name, getattr(totals, name))
+            self.arrivals = arrivals if k == 0 else self.arrivals + arrivals
+            if steps > 1:  # the counts of the whole tick, not of its last step
+                for name in ("admitted", "completed", "tokens"):
+                    totals[name] = totals.get(name, 0.0) + getattr(self.result, name)
+        for name, total in totals.items():
+            setattr(self.result, name, total)
         self.busy = np.where(
             up & ((self.pools.state.running > 0) | (self.result.admitted > 0)), 1.0, 0.0
         )
@@ -202,14 +202,14 @@ class World:
     def _observe(self, arrivals: npt.NDArray[np.float64], step: float) -> None:
         """Fold one serving step's latencies into each pool's decaying histograms."""
         decay = math.exp(-step / WINDOW_S)
-        pool = self.pools.replicas["pool"].astype(np.int64)
+        pool = self.pools.replicas["pool"]
         for histograms, value, weight in (
             (self.ttft, self.result.ttft_s, arrivals),
             (self.itl, self.result.itl_s, self.result.tokens),
             (self.e2e, self.result.e2e_s, self.result.completed),
         ):
             histograms.decay(decay)
-            histograms.add(pool, np.maximum(value, 1e-6), weight)
+            histograms.add(pool, value, weight)
 
     def _stop_broken_replicas(self) -> None:
         """Replicas with a device that stopped reporting stop; their requests are lost."""
