@@ -54,6 +54,8 @@ from sim.views import Views
 from sim.world import TickReport, World
 
 log = logging.getLogger("aidc.core")
+NODE_EVENTS = 20
+"""A node's detail carries its latest events, up to this many."""
 
 VERSION = "0.1.0"
 NVLINK_BUSY_BPS = 1e11
@@ -168,6 +170,8 @@ class CoreService:
                 await self._command(payload, now)
         except (MessageError, ValueError) as error:
             self.complaints.reject("malformed", f"{topic}: {error}")
+        except Exception:  # a bug must not take the control plane down with it
+            log.exception("could not handle a message on %s; carrying on", topic)
 
     async def _command(self, payload: bytes | bytearray, now: float) -> None:
         """Answer a command in its own encoding; a malformed one gets a reply if it has an id."""
@@ -177,15 +181,13 @@ class CoreService:
         except MessageError as error:
             self.complaints.reject("command", str(error))
             return
-        if isinstance(command, Query):
-            try:
-                reply = Reply(command.id, ok=True, result=self._read(command, now))
-            except ValueError as error:
-                reply = Reply(command.id, ok=False, error=str(error))
-        else:
-            reply = self.control.handle(command, now)
-            if reply.ok:
-                self._event("info", "control", "command", summary(command), command.id)
+        try:
+            reply = self._answer(command, now)
+        except Exception:  # a bug: the operator hears of it, and the core carries on
+            log.exception("command %s (%s) failed", command.id, summary(command))
+            reply = Reply(
+                command.id, ok=False, error="the core failed to carry it out (see its log)"
+            )
         try:
             topic = reply_destination(self.site, command)
         except ValueError as error:
@@ -193,6 +195,18 @@ class CoreService:
             return
         await self._send(topic, encode_json(reply) if as_json else encode(reply), qos=1)
         await self._flush_agent_commands()
+
+    def _answer(self, command: OperatorCommand, now: float) -> Reply:
+        """Read for a query; apply anything else through the control plane."""
+        if isinstance(command, Query):
+            try:
+                return Reply(command.id, ok=True, result=self._read(command, now))
+            except ValueError as error:
+                return Reply(command.id, ok=False, error=str(error))
+        reply = self.control.handle(command, now)
+        if reply.ok:
+            self._event("info", "control", "command", summary(command), command.id)
+        return reply
 
     def _read(self, query: Query, now: float) -> dict[str, Any]:
         """What a query asks for: the latest views, recent events, or the views' own reads."""
@@ -204,7 +218,11 @@ class CoreService:
             return msgspec.to_builtins(self.views.pools(self._last_report))  # type: ignore[no-any-return]
         if query.what == "fabric":
             return msgspec.to_builtins(self._last_fabric)  # type: ignore[no-any-return]
-        return self.views.query(query, now)
+        answer = self.views.query(query, now)
+        if query.what == "node":
+            mine = [e for e in reversed(self.events) if f"{query.node}" in e.subject]
+            answer["events"] = msgspec.to_builtins(mine[:NODE_EVENTS])
+        return answer
 
     async def _flush_agent_commands(self) -> None:
         pending, self._to_agents = self._to_agents, []
@@ -272,6 +290,7 @@ class CoreService:
         """Send every agent the load of its GPUs, NICs and switch ports."""
         gpu = self.world.gpu_load()
         net = self.fabric.load(self.world.result.tokens, dt)
+        self.views.nic_gbps = net.nic_gbps
         loads: dict[str, tuple[type[Columns], dict[str, npt.NDArray[Any]]]] = {
             "gpu": (GpuLoad, {**gpu, "nvlink_bytes_per_s": gpu["busy"] * NVLINK_BUSY_BPS}),
             "nic": (

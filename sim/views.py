@@ -19,6 +19,7 @@ from protocols.messages import (
 )
 from sim.aggregate import rack_totals
 from sim.control import NODE_STATES, STATE_INDEX
+from sim.node_table import NodeTable, nodes_page
 from sim.pools import READY, WARMING
 from sim.world import PoolFigures, TickReport, World
 
@@ -39,6 +40,8 @@ class Views:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self.nic_gbps = np.zeros(0)
+        """Each NIC's latest offered load in Gb/s each way, as the core last assigned it."""
 
     def _gpu_states(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         fleet = self.world.fleet
@@ -154,47 +157,13 @@ class Views:
     def query(self, query: Query, now: float) -> dict[str, Any]:
         """The answer to a read, paged."""
         if query.what == "nodes":
-            return self._nodes(query, now)
+            return nodes_page(self.world, query, now, self.nic_gbps)
         if query.what == "node":
             return self._node(query, now)
         if query.what == "commands":
             entries = self.world.control.journal.audit(limit=query.limit, offset=query.offset)
             return {"commands": [dataclasses.asdict(entry) for entry in entries]}
         raise ValueError(f"query {query.what} is not answered yet")
-
-    def _nodes(self, query: Query, now: float) -> dict[str, Any]:
-        fleet = self.world.fleet
-        states = self.world.control.node_states(now)
-        gpus = fleet.devices["gpu"]
-        table = gpus.table
-        util = np.bincount(table["node"], gpus.gauge("DCGM_FI_DEV_GPU_UTIL"), len(fleet.nodes))
-        count = np.maximum(fleet.nodes["gpus"], 1)
-        rows: list[dict[str, Any]] = []
-        for row, node in enumerate(fleet.nodes.ids):
-            rack = fleet.racks.ids[int(fleet.nodes["rack"][row])]
-            state = NODE_STATES[int(states[row])]
-            if (query.rack and rack != query.rack) or (query.state and state != query.state):
-                continue
-            if query.filter and query.filter not in node:
-                continue
-            rows.append(
-                {
-                    "node": node,
-                    "rack": rack,
-                    "state": state,
-                    "gpus": int(fleet.nodes["gpus"][row]),
-                    "utilization": float(util[row] / count[row]),
-                }
-            )
-        key = (
-            query.sort if query.sort in ("node", "rack", "state", "gpus", "utilization") else "node"
-        )
-        rows.sort(key=lambda r: r[key], reverse=query.descending)
-        return {
-            "total": len(rows),
-            "offset": query.offset,
-            "nodes": rows[query.offset : query.offset + query.limit],
-        }
 
     def _node(self, query: Query, now: float) -> dict[str, Any]:
         fleet = self.world.fleet
@@ -215,5 +184,30 @@ class Views:
                     },
                 }
             )
-        state = NODE_STATES[int(self.world.control.node_states(now)[row])]
-        return {"node": query.node, "state": state, "gpus": devices}
+        nics = fleet.devices["nic"]
+        first_nic, nic_count = int(fleet.nodes["first_nic"][row]), int(fleet.nodes["nics"][row])
+        links = []
+        for device in range(first_nic, first_nic + nic_count):
+            links.append(
+                {
+                    "nic": int(nics.table["slot"][device]),
+                    "present": bool(nics.table["present"][device]),
+                    "gbps": float(self.nic_gbps[device]) if device < len(self.nic_gbps) else 0.0,
+                    **{
+                        name: float(nics.table["gauges"][i, device])
+                        for i, name in enumerate(nics.gauges)
+                    },
+                    **{
+                        name: int(nics.table["counters"][i, device])
+                        for i, name in enumerate(nics.counters)
+                    },
+                }
+            )
+        page = NodeTable(self.world, now, self.nic_gbps)
+        intent = self.world.control.intents.get(query.node)
+        return {
+            **page.row(row),
+            "intent": intent.state if intent else "ready",
+            "devices": devices,
+            "nics": links,
+        }

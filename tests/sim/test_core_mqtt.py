@@ -16,7 +16,7 @@ import pytest
 
 from aidc.brokers import spawned_broker
 from protocols.codec import arrays, decode_message, encode
-from protocols.commands import Query
+from protocols.commands import Command, InjectFault, Query, Reply
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import PoolStates, RackStates, Summary
@@ -151,3 +151,50 @@ async def test_every_query_is_answered(site: Endpoint, what: str) -> None:
     _, reply = decode_message(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
     assert reply.ok, reply.error
     assert reply.result
+
+
+async def test_xid_79_through_the_core_drains_the_node_and_moves_its_replica(
+    site: Endpoint,
+) -> None:
+    pool = "llama-70b-h100"
+    replies = Link(
+        site,
+        "xid-drill",
+        subscriptions=[(f"aidc/v1/{SITE}/ctl/reply/#", 1), (f"aidc/v1/{SITE}/state/pools", 0)],
+    )
+    async with running(replies) as inbox:
+        asked = 0
+
+        async def ask(command: Command) -> Reply:
+            nonlocal asked
+            asked += 1
+            await replies.publish(f"aidc/v1/{SITE}/ctl/cmd", encode(command), qos=1)
+            reply_topic = f"aidc/v1/{SITE}/ctl/reply/{command.id}"
+            await until(lambda: any(m.topic.value == reply_topic for m in inbox.messages))
+            message = next(m for m in inbox.messages if m.topic.value == reply_topic)
+            _, reply = decode_message(reply_topic, bytes(message.payload))  # type: ignore[arg-type]
+            assert isinstance(reply, Reply)
+            return reply
+
+        def ready() -> int:
+            pools = inbox.latest(PoolStates)
+            return (
+                next((p.replicas_ready for p in pools.pools if p.pool == pool), 0) if pools else 0
+            )
+
+        await until(lambda: ready() == 2)
+        held = await ask(Query(id="held", what="nodes", pool=pool, state="ready"))
+        victim = held.result["nodes"][0]["node"]
+        fault = InjectFault(id="xid79", target=victim, kind="xid", params={"code": 79, "gpu": 0})
+        assert (await ask(fault)).ok
+        async with asyncio.timeout(COLD_START_S):
+            while True:
+                detail = await ask(Query(id=f"detail-{asked}", what="node", node=victim))
+                # A GPU off the bus fails the node; under that, the control plane drains it.
+                if (detail.result["state"], detail.result["intent"]) == ("failed", "drained"):
+                    break
+                await asyncio.sleep(0.5)
+        assert any(e["severity"] == "critical" for e in detail.result["events"])
+        await until(lambda: ready() == 2)  # its replica placed elsewhere and warm again
+        now_held = await ask(Query(id="held-after", what="nodes", pool=pool))
+        assert victim not in [row["node"] for row in now_held.result["nodes"]]
