@@ -1,7 +1,7 @@
 """The pools and traffic a core starts with unless told otherwise: something is always
 happening, on whatever hardware the fleet turns out to have."""
 
-from sim.catalog import B200, GB200, H100, H200
+from sim.catalog import B200, GB200, GROQ_LPU, H100, H200
 from sim.pools import PoolSpec
 from sim.traffic import TrafficProfile
 
@@ -17,6 +17,16 @@ POOLS = (
         replicas=8,
         min_available=2,
         policy="p2c",
+        prompt_tokens=600.0,
+        output_tokens=150.0,
+    ),
+    PoolSpec(
+        "llama-8b-lpu",
+        "llama-3-1-8b",
+        GROQ_LPU.name,
+        64,
+        replicas=2,
+        min_available=1,
         prompt_tokens=600.0,
         output_tokens=150.0,
     ),

@@ -39,6 +39,10 @@ class PoolSpec:
     output_tokens: float = 250.0
 
 
+LPU_BYTES_PER_PARAM = 1.0
+"""LPUs serve 8-bit weights: SRAM, not compute, is what a replica's chip count buys."""
+
+
 @dataclass
 class Pool:
     """A pool's spec, the roofline of its replicas and its desired size."""
@@ -86,6 +90,8 @@ class Pools:
     def add(self, spec: PoolSpec) -> Pool:
         """A new pool (its replicas are placed by `reconcile`); ValueError if it cannot be."""
         model, device = llm_model(spec.model), accelerator(spec.hardware)
+        if device.kind == "lpu":
+            model = model.with_precision(LPU_BYTES_PER_PARAM)
         if spec.pool in self.pools:
             raise ValueError(f"pool {spec.pool!r} exists already")
         pool = Pool(

@@ -152,6 +152,9 @@ class World:
         self.failed: dict[str, float] = {}
 
     def _grow(self) -> None:
+        for histograms in (self.ttft, self.itl, self.e2e):
+            if len(histograms) < len(self.pools.pools):  # a pool added since
+                histograms.resize(len(self.pools.pools))
         n = len(self.pools.replicas)
         if self.result.admitted.shape[0] < n:
             pad = n - self.result.admitted.shape[0]

@@ -7,7 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.commands import Autoscale, Route
+from protocols.messages import Birth, LpuInfo, NodeInventory
+from sim.catalog import GROQ_LPU
 from sim.control import ControlPlane
+from sim.defaults import POOLS
 from sim.fleet_state import FleetState
 from sim.journal import Journal
 from sim.pools import READY, Pools, PoolSpec
@@ -142,3 +145,34 @@ def test_replica_gpus_equals_its_naive_twin(replicas: int, width: int, seed: int
     slow = naive.replica_gpus(devices, clocks, present, kind, max_clock)
     np.testing.assert_array_equal(fast[0], slow[0])
     np.testing.assert_array_equal(fast[1], slow[1])
+
+
+def lpu_rack(rack: str) -> Birth:
+    """A GroqRack: nine nodes of eight LPU chips, one domain per rack."""
+    chips = [LpuInfo(i, GROQ_LPU.name, 230.0) for i in range(8)]
+    return Birth(
+        rack,
+        rack,
+        1,
+        0.0,
+        1.0,
+        [NodeInventory(f"{rack}-n{n}", "lpu", "GroqNode", lpus=chips) for n in range(9)],
+    )
+
+
+def test_an_lpu_pool_spans_a_rack_of_chips_and_serves_fast_tokens() -> None:
+    spec = next(p for p in POOLS if p.hardware == GROQ_LPU.name)
+    world = site(pools=(spec,))
+    for rack in ("l0", "l1"):
+        world.fleet.on_birth(lpu_rack(rack), 0.0)
+    profile = TrafficProfile(peak_rps=20.0, prompt_tokens_mean=600, output_tokens_mean=150)
+    world.traffic = Traffic([profile], world.rng)
+    world.models = [spec.model]
+    report, _ = run(world, 0.0, 200.0, dt=1.0)
+    pool = world.pools.pools[spec.pool]
+    assert world.pools.counts(pool)[READY] == 2
+    assert pool.model.bytes_per_param == 1, "LPUs serve 8-bit weights"
+    assert (world.pools.owners("lpu") >= 0).sum() == 2 * spec.tensor_parallel
+    figures = report.pools[spec.pool]
+    assert figures.completed_per_s == pytest.approx(20.0, rel=0.3)
+    assert figures.itl[1] < 0.005, "hundreds of tokens/s per user"
