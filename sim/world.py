@@ -56,6 +56,13 @@ class TickReport:
     unroutable: float = 0.0
 
 
+def _fitted(values: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.float64]:
+    """`values` cut or padded with zeros to `n` entries."""
+    if values.shape[0] >= n:
+        return values[:n]
+    return np.concatenate([values, np.zeros(n - values.shape[0])])
+
+
 def _three(values: npt.NDArray[np.float64]) -> tuple[float, float, float]:
     """p50, p90 and p99 as plain floats."""
     return (float(values[0]), float(values[1]), float(values[2]))
@@ -359,9 +366,13 @@ class World:
         kv_per_device = np.array(
             [p.perf.kv_bytes_per_token / p.spec.tensor_parallel for p in pools]
         )[of_pool]
-        kv_bytes = self.result.kv_usage * params.kv_capacity_tokens[of_pool] * kv_per_device
+        # Replicas placed since the last tick (a command in between) have not served yet.
+        kv_usage, replica_busy = (
+            _fitted(a, len(of_pool)) for a in (self.result.kv_usage, self.busy)
+        )
+        kv_bytes = kv_usage * params.kv_capacity_tokens[of_pool] * kv_per_device
         memory = (weights + kv_bytes) / 2**20 + DRIVER_MIB
-        busy = np.where(held, self.busy[replica], 0.0)
+        busy = np.where(held, replica_busy[replica], 0.0)
         return {
             "busy": busy,
             "tensor": busy * 0.7,

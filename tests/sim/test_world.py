@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.commands import Autoscale, Route
+from protocols.commands import Autoscale, Route, Scale
 from protocols.messages import Birth, LpuInfo, NodeInventory
 from sim.catalog import GROQ_LPU
 from sim.control import ControlPlane
@@ -176,3 +176,15 @@ def test_an_lpu_pool_spans_a_rack_of_chips_and_serves_fast_tokens() -> None:
     figures = report.pools[spec.pool]
     assert figures.completed_per_s == pytest.approx(20.0, rel=0.3)
     assert figures.itl[1] < 0.005, "hundreds of tokens/s per user"
+
+
+def test_gpu_load_right_after_a_scale_between_ticks() -> None:
+    world = site()
+    _, t = run(world, 0.0, 30.0)
+    reply = world.control.handle(Scale(id="up", pool="a", replicas=5), t)
+    assert reply.ok, reply.error
+    assert len(world.pools.replicas) > len(world.result.kv_usage), "placed before the next tick"
+    load = world.gpu_load()
+    held = world.pools.owners("gpu")[: len(load["busy"])] >= 0
+    assert held.sum() == 5 * 8
+    assert (load["memory_mib"][held] > 0).all(), "weights are loaded on the new replicas too"
