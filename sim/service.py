@@ -64,6 +64,11 @@ RECENT_EVENTS = 1000
 """Events a `query what=events` can read back."""
 
 
+def _impostor(topic: str, agent: str) -> str:
+    """The sentence for a message that speaks for another agent than its topic names."""
+    return f"{topic}: a message of agent {agent} on another agent's topic"
+
+
 class CoreService:
     """One site's core: its world, its link to the broker, and the loop that ticks it."""
 
@@ -151,18 +156,27 @@ class CoreService:
         topic = message.topic.value
         now = self.clock.now()
         try:
-            kind = parse_topic(topic).kind
+            parsed = parse_topic(topic)
+            kind = parsed.kind
             if kind == AgentTopic.TELEMETRY:
-                problem = self.fleet.on_telemetry(codec.TELEMETRY.decode(payload), now)
-                if problem:
+                telemetry = codec.TELEMETRY.decode(payload)
+                if telemetry.agent != parsed.agent:
+                    self.complaints.reject("identity", _impostor(topic, telemetry.agent))
+                elif problem := self.fleet.on_telemetry(telemetry, now):
                     self.complaints.reject("telemetry", problem)
                 else:
                     self._ingested += 1
             elif kind == AgentTopic.BIRTH:
-                self.fleet.on_birth(codec.BIRTH.decode(payload), now)
+                birth = codec.BIRTH.decode(payload)
+                if (birth.agent, birth.rack) != (parsed.agent, parsed.rack):
+                    self.complaints.reject("identity", _impostor(topic, birth.agent))
+                else:
+                    self.fleet.on_birth(birth, now)
             elif kind == AgentTopic.DEATH:
                 death = codec.DEATH.decode(payload)
-                if self.fleet.on_death(death) and not death.clean:
+                if death.agent != parsed.agent:
+                    self.complaints.reject("identity", _impostor(topic, death.agent))
+                elif self.fleet.on_death(death) and not death.clean:
                     self._event(
                         "error", f"agent/{death.agent}", "death", f"agent {death.agent} died"
                     )

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from aidc.brokers import spawned_broker
@@ -22,6 +23,7 @@ from protocols.link import Link
 from protocols.messages import PoolStates, RackStates, Summary
 from tests.mqtt import running
 from tests.mqtt import until as wait_until
+from tests.sim.test_pools import hgx_rack
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "core1"
@@ -198,3 +200,16 @@ async def test_xid_79_through_the_core_drains_the_node_and_moves_its_replica(
         await until(lambda: ready() == 2)  # its replica placed elsewhere and warm again
         now_held = await ask(Query(id="held-after", what="nodes", pool=pool))
         assert victim not in [row["node"] for row in now_held.result["nodes"]]
+
+
+async def test_a_birth_on_another_agents_topic_is_refused(site: Endpoint) -> None:
+    watcher = Link(site, "impostor", subscriptions=[(f"aidc/v1/{SITE}/state/summary", 0)])
+    async with running(watcher) as inbox:
+        await until(lambda: (s := inbox.latest(Summary)) is not None and s.gpus_healthy > 0)
+        healthy, before = inbox.latest(Summary).gpus_healthy, inbox.latest(Summary).rejected
+        # r001 born again with a newer session, but on agent zz01's topic
+        impostor = msgspec.structs.replace(hgx_rack("r001", 4), session=99)
+        await watcher.publish(f"aidc/v1/{SITE}/birth/r001/zz01", encode(impostor), qos=1)
+        await until(lambda: inbox.latest(Summary).rejected > before)
+        await asyncio.sleep(1.0)  # r001 keeps reporting under its real session
+        assert inbox.latest(Summary).gpus_healthy == healthy
