@@ -211,5 +211,8 @@ async def test_a_birth_on_another_agents_topic_is_refused(site: Endpoint) -> Non
         impostor = msgspec.structs.replace(hgx_rack("r001", 4), session=99)
         await watcher.publish(f"aidc/v1/{SITE}/birth/r001/zz01", encode(impostor), qos=1)
         await until(lambda: inbox.latest(Summary).rejected > before)
-        await asyncio.sleep(1.0)  # r001 keeps reporting under its real session
+        # Had the core believed it, r001's real telemetry would be of an old session, and
+        # its nodes lost after three of the impostor's 1 s intervals (6 s at 30x).
+        await asyncio.sleep(6.0)
         assert inbox.latest(Summary).gpus_healthy == healthy
+        assert inbox.latest(Summary).nodes.get("lost", 0) == 0
