@@ -103,6 +103,8 @@ POOL_STATES = Codec[messages.PoolStates]("pool states", messages.PoolStates, MAX
 FABRIC_STATE = Codec[messages.FabricState]("fabric state", messages.FabricState, MAX_STATE_BYTES)
 COMMAND = Codec[commands.OperatorCommand]("command", commands.OperatorCommand, MAX_COMMAND_BYTES)
 REPLY = Codec[commands.Reply]("reply", commands.Reply, MAX_STATE_BYTES)
+ADDRESSED = Codec[commands.Addressed]("command address", commands.Addressed, MAX_COMMAND_BYTES)
+"""Reads the id and reply topic of a command that COMMAND refuses."""
 
 CODECS: dict[str, Codec[Any]] = {
     "birth": BIRTH,

@@ -167,7 +167,15 @@ class Reply(Struct, frozen=True, omit_defaults=True):
 _REPLY_SUFFIX = re.compile(r"^[A-Za-z0-9_.-]{1,64}(/[A-Za-z0-9_.-]{1,64}){0,3}\Z")
 
 
-def reply_destination(site: str, command: Command) -> str:
+class Addressed(Struct):
+    """Just the `id` and `reply_to` of a command, read from one that is otherwise malformed so
+    that its sender still hears why."""
+
+    id: CommandId
+    reply_to: Text | None = None
+
+
+def reply_destination(site: str, command: Command | Addressed) -> str:
     """Where to send a command's reply; a `reply_to` outside the site's reply topics is refused."""
     if command.reply_to is None:
         return reply_topic(site, command.id)

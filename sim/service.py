@@ -194,6 +194,7 @@ class CoreService:
             command: OperatorCommand = codec.COMMAND.decode(payload)
         except MessageError as error:
             self.complaints.reject("command", str(error))
+            await self._refuse(payload, str(error), as_json)
             return
         try:
             reply = self._answer(command, now)
@@ -209,6 +210,16 @@ class CoreService:
             return
         await self._send(topic, encode_json(reply) if as_json else encode(reply), qos=1)
         await self._flush_agent_commands()
+
+    async def _refuse(self, payload: bytes | bytearray, error: str, as_json: bool) -> None:
+        """Tell the sender of a malformed command why, if its id and reply topic can be read."""
+        try:
+            address = codec.ADDRESSED.decode(payload)
+            topic = reply_destination(self.site, address)
+        except (MessageError, ValueError):
+            return  # nobody to tell: it is counted and logged
+        reply = Reply(address.id, ok=False, error=error)
+        await self._send(topic, encode_json(reply) if as_json else encode(reply), qos=1)
 
     def _answer(self, command: OperatorCommand, now: float) -> Reply:
         """Read for a query; apply anything else through the control plane."""

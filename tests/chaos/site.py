@@ -1,0 +1,152 @@
+"""A live site for chaos tests: mosquitto, a core and a fleet as real processes, with the
+means to kill and restart each, read node states and send commands."""
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from aidc.brokers import free_port, spawned_broker
+from protocols.codec import decode_message, encode
+from protocols.commands import OperatorCommand, Query, Reply
+from protocols.endpoint import Endpoint
+from protocols.link import Link
+from tests.mqtt import running
+
+ROOT = Path(__file__).resolve().parents[2]
+REPLY_TIMEOUT_S = 30.0
+"""A fresh numba cache compiles the core's kernels before it answers."""
+
+
+def report(test: str, **figures: object) -> None:
+    """Append a test's figures to $AIDC_CHAOS_REPORT (JSON lines), for RELIABILITY.md."""
+    path = os.environ.get("AIDC_CHAOS_REPORT")
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps({"test": test, **figures}) + "\n")
+
+
+def _spawn(log: Path, *args: str) -> subprocess.Popen[str]:
+    """`aidc ARGS` in its own session, its stderr appended to `log` (a pipe could fill up)."""
+    with log.open("a") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aidc", *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
+
+
+class LiveSite:
+    """The processes of one site and a client link to it."""
+
+    def __init__(self, site: str, port: int, racks: int, logs: Path) -> None:
+        self.site, self.port, self.racks, self.logs = site, port, racks, logs
+        self.journal = logs / "core.journal"
+        self.endpoint = Endpoint("127.0.0.1", port, mqtt5=True)
+        self.url = f"mqtt://127.0.0.1:{port}"
+        self.processes: dict[str, subprocess.Popen[str]] = {}
+        self._asked = 0
+
+    def start_core(self) -> None:
+        """Start (or restart) the core at 30x, with its journal."""
+        args = ("--tick", "0.2", "--speed", "30", "--state-db", str(self.journal))
+        self.processes["core"] = _spawn(
+            self.logs / "core.log", "core", "--broker", self.url, "--site", self.site, *args
+        )
+
+    def start_fleet(self, name: str = "fleet", *args: str) -> None:
+        """Start a fleet of HGX H100 racks reporting every 0.2 s."""
+        racks = ("--racks", str(self.racks), "--rack-kind", "hgx-h100", "--interval", "0.2")
+        self.processes[name] = _spawn(
+            self.logs / f"{name}.log",
+            "agents",
+            "--broker",
+            self.url,
+            "--site",
+            self.site,
+            *racks,
+            *args,
+        )
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Signal a component's whole process group and wait for it to end."""
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        process.wait(timeout=30)
+
+    def assert_alive(self) -> None:
+        """Every component still runs."""
+        for name, process in self.processes.items():
+            assert process.poll() is None, f"{name} exited with {process.returncode}"
+
+    def log_lines(self) -> int:
+        """Lines the components have logged so far."""
+        return sum(log.read_text().count("\n") for log in self.logs.glob("*.log"))
+
+    def stop(self) -> None:
+        """Stop every component cleanly; none may have logged a traceback."""
+        for name in list(self.processes):
+            self.kill(name, signal.SIGINT)
+        for log in self.logs.glob("*.log"):
+            assert "Traceback" not in log.read_text(), f"{log.name}: {log.read_text()}"
+
+    async def pause(self, seconds: float) -> None:
+        """Yield to the event loop for a moment."""
+        await asyncio.sleep(seconds)
+
+    async def ask(self, command: OperatorCommand | bytes) -> Reply:
+        """Send a command (a struct, or raw JSON bytes) and wait for the core's reply."""
+        self._asked += 1
+        if isinstance(command, bytes):
+            ident = json.loads(command)["id"]
+            payload = command
+        else:
+            ident, payload = command.id, encode(command)
+        topic = f"aidc/v1/{self.site}/ctl/reply/{ident}"
+        link = Link(self.endpoint, f"asker-{self._asked}", subscriptions=[(topic, 1)])
+        async with running(link) as inbox:
+            await link.publish(f"aidc/v1/{self.site}/ctl/cmd", payload, qos=1)
+            (message,) = await inbox.wait_for(1, timeout=REPLY_TIMEOUT_S)
+        _, reply = decode_message(topic, bytes(message.payload))  # type: ignore[arg-type]
+        assert isinstance(reply, Reply)
+        return reply
+
+    async def command_json(self, text: str) -> Reply:
+        """Send a JSON command as mosquitto_pub would, and wait for its reply."""
+        return await self.ask(text.encode())
+
+    async def node_states(self, **filters: Any) -> dict[str, str]:
+        """Every node's state, by node id, as the core reports it."""
+        self._asked += 1
+        reply = await self.ask(
+            Query(id=f"states-{self._asked}", what="nodes", limit=1000, **filters)
+        )
+        assert reply.ok, reply.error
+        return {row["node"]: row["state"] for row in reply.result["nodes"]}
+
+
+@contextlib.contextmanager
+def live_site(site: str, racks: int, fleet: bool = True) -> Iterator[LiveSite]:
+    """mosquitto, a core with a journal and (unless told not to) a fleet of `racks` HGX H100
+    racks; logs and the journal in a temporary directory."""
+    port = free_port()
+    with spawned_broker("mosquitto", port), tempfile.TemporaryDirectory() as logs:
+        live = LiveSite(site, port, racks, Path(logs))
+        live.start_core()
+        if fleet:
+            live.start_fleet()
+        try:
+            yield live
+        finally:
+            live.stop()
