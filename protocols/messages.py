@@ -222,6 +222,12 @@ class PoolState(Struct, frozen=True, gc=False):
     e2e_request_latency: Percentiles = Percentiles()
     slo_attainment: float = 1.0
     autoscale: bool = False
+    requests_per_s: float = 0.0
+    """Requests arriving, per second."""
+    goodput_rps: float = 0.0
+    """Requests per second completed within both the TTFT and the ITL SLO."""
+    requests_failed: float = 0.0
+    """Requests lost with replicas whose devices failed, since the core started."""
 
 
 class RouteState(Struct, frozen=True, gc=False):

@@ -149,6 +149,9 @@ class Views:
                         world.control.autoscalers.get(name)
                         and world.control.autoscalers[name].enabled
                     ),
+                    requests_per_s=figures.arrivals_per_s,
+                    goodput_rps=figures.goodput_rps,
+                    requests_failed=figures.failed,
                 )
             )
         routes = [RouteState(m, w) for m, w in world.control.routes.items()]
