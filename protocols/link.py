@@ -37,6 +37,15 @@ _PROTOCOL_REFUSED = {1, 132}
 """CONNACK codes for 'unsupported protocol version' in MQTT 3.1.1 and 5."""
 
 
+def _reraise_swallowed_cancel() -> None:
+    """Raise CancelledError if this task was cancelled but the error never reached it:
+    Python 3.11's asyncio.wait_for, which aiomqtt awaits acknowledgements with, returns the
+    result instead when both arrive together, and the task would then run on forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class LinkDown(ConnectionError):
     """The link is not connected to its broker right now."""
 
@@ -77,6 +86,24 @@ def _connack_code(error: aiomqtt.MqttError) -> int | None:
     if rc is None or isinstance(rc, int):
         return rc
     return int(rc.value)
+
+
+def _send_at_once(client: aiomqtt.Client) -> None:
+    """Turn off Nagle's algorithm: otherwise a publish that follows another waits for the
+    broker's ACK of the first, which a delayed ACK holds back for up to 40 ms."""
+    sock = client._client.socket()
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _seen_disconnection(client: aiomqtt.Client) -> None:
+    """Mark an unexpected disconnection as handled: aiomqtt keeps it as the exception of a
+    future that nothing awaits once the connection is gone, and asyncio would log 'Future
+    exception was never retrieved' for every dropped link."""
+    gone = client._disconnected
+    if gone.done() and not gone.cancelled():
+        gone.exception()
 
 
 class Link:
@@ -148,6 +175,7 @@ class Link:
             client = self._new_client()
             try:
                 async with client:
+                    _send_at_once(client)
                     client.timeout = OPERATION_TIMEOUT_S
                     self._client = client
                     self._aborted = False
@@ -155,6 +183,7 @@ class Link:
                     self.session += 1
                     for topic_filter, qos in self.subscriptions:
                         await client.subscribe(topic_filter, qos=qos)
+                    _reraise_swallowed_cancel()
                     self.connected.set()
                     if down_since is None:
                         self._log.info("%s connected to %s", self.client_id, self.endpoint.url)
@@ -171,6 +200,9 @@ class Link:
                     async for message in client.messages:
                         await on_message(message)
             except aiomqtt.MqttError as error:
+                # aiomqtt's disconnect on the way out can turn our CancelledError into an
+                # MqttError; catching that would keep the link, and its owner, alive.
+                _reraise_swallowed_cancel()
                 if self._aborted:
                     self._log.debug("%s: connection dropped on purpose", self.client_id)
                 elif self.connected.is_set():
@@ -214,6 +246,7 @@ class Link:
                 self.connected.clear()
                 self._client = None
                 self._gone.set()
+                _seen_disconnection(client)
             await asyncio.sleep(self._backoff.delay(max(failures, 1)))
 
     async def publish(
@@ -227,6 +260,7 @@ class Link:
             await client.publish(topic, payload, qos=qos, retain=retain)
         except aiomqtt.MqttError as error:
             raise LinkDown(f"publish to {self.endpoint.url} failed: {_reason(error)}") from None
+        _reraise_swallowed_cancel()
 
     def send(self, topic: str, payload: bytes) -> None:
         """Publish at QoS 0 without waiting: the packet is queued and written as the socket

@@ -328,13 +328,16 @@ class CoreService:
             ),
             "port": (PortLoad, {"busy": net.port_busy, "congestion": net.port_congestion}),
         }
-        for name, agent in self.fleet.agents.items():
+        # Births may arrive while this awaits its sends: go by a snapshot, and leave devices
+        # newer than the loads to the next tick.
+        for name, agent in list(self.fleet.agents.items()):
             if not agent.alive:
                 continue
             blocks: dict[str, Any] = {}
             for kind, (block, values) in loads.items():
                 rows = agent.device_rows[kind]
-                if not rows.size:
+                known = len(next(iter(values.values())))
+                if not rows.size or rows.max() >= known:
                     continue
                 table = self.fleet.devices[kind].table
                 spec = layout(block)
