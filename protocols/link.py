@@ -3,6 +3,7 @@ backoff and jitter, re-subscribes, and tells its owner each time it is connected
 
 import asyncio
 import contextlib
+import errno
 import logging
 import random
 import re
@@ -11,6 +12,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
@@ -20,6 +22,50 @@ from paho.mqtt.properties import Properties
 from protocols.endpoint import Endpoint
 
 log = logging.getLogger("aidc.link")
+
+
+class _LateAcknowledgements(logging.Filter):
+    """aiomqtt logs a SUBACK or PUBACK that comes after we stopped waiting for it (a
+    reconnect storm, a cancelled call) as an error with a traceback; it is harmless."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Unexpected message ID")
+
+
+_MQTT_LOG = logging.getLogger("aidc.mqtt")
+_MQTT_LOG.addFilter(_LateAcknowledgements())
+
+
+def _closed_socket_write(context: dict[str, Any]) -> bool:
+    """Whether an event-loop error is aiomqtt asking to watch a socket that paho has closed
+    since: it schedules `add_writer` for later, and a connection that drops in between
+    (the broker went away) leaves it a dead descriptor. Nothing is lost."""
+    error = context.get("exception")
+    handle = context.get("handle")
+    return (
+        isinstance(error, OSError)
+        and error.errno == errno.EBADF
+        and "add_writer" in repr(getattr(handle, "_callback", None))
+    )
+
+
+def _guard_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Keep `_closed_socket_write` errors out of the log; pass every other error on."""
+    previous = loop.get_exception_handler()
+    if getattr(previous, "aidc_guard", False):
+        return
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if _closed_socket_write(context):
+            log.debug("ignored a write watch on a closed MQTT socket")
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler.aidc_guard = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)
+
 
 MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
 ConnectHandler = Callable[[int], Awaitable[None]]
@@ -55,7 +101,7 @@ class Backoff:
     """Capped exponential backoff with equal jitter: half the delay fixed, half random."""
 
     initial_s: float = 0.1
-    cap_s: float = 3.0
+    cap_s: float = 2.0
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, failures: int) -> float:
@@ -165,10 +211,12 @@ class Link:
             tls_context=ssl.create_default_context(cafile=endpoint.ca_file)
             if endpoint.tls
             else None,
+            logger=_MQTT_LOG,
         )
 
     async def run(self, on_message: MessageHandler) -> None:
         """Stay connected and hand every message to `on_message`, until cancelled."""
+        _guard_loop(asyncio.get_running_loop())
         failures = 0
         down_since: float | None = None
         while True:

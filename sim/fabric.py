@@ -8,6 +8,7 @@ other leaves through its uplinks; a leaf whose uplinks run above `ECN_THRESHOLD`
 its NICs and ports see the congestion.
 """
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,21 +127,27 @@ class Fabric:
         utilization = ports.gauge("utilization")
         link = ports.gauge("link_state")
         flaps = table["counters"][ports.counters.index("link_down_events")]
-        switches = []
-        for node in np.unique(table["node"]).tolist():
-            mine = table["node"] == node
-            switches.append(
-                SwitchState(
-                    self.fleet.nodes.ids[node],
-                    int(np.count_nonzero(link[mine] > 0)),
-                    int(np.count_nonzero(mine)),
-                    float(utilization[mine].max()),
-                    float(rates["ecn_marked_packets"][mine].sum()),
-                    float(rates["tx_prio3_pause"][mine].sum()),
-                    float(rates["tx_drops"][mine].sum()),
-                    int(flaps[mine].sum()),
-                )
+        nodes, switch_of = np.unique(table["node"], return_inverse=True)
+        per_switch = functools.partial(np.bincount, switch_of, minlength=len(nodes))
+        hottest_port = np.zeros(len(nodes))
+        np.maximum.at(hottest_port, switch_of, utilization.astype(np.float64))
+        columns = zip(
+            nodes.tolist(),
+            per_switch(link > 0).tolist(),
+            per_switch().tolist(),
+            hottest_port.tolist(),
+            per_switch(rates["ecn_marked_packets"]).tolist(),
+            per_switch(rates["tx_prio3_pause"]).tolist(),
+            per_switch(rates["tx_drops"]).tolist(),
+            per_switch(flaps.astype(np.float64)).tolist(),
+            strict=True,
+        )
+        switches = [
+            SwitchState(
+                self.fleet.nodes.ids[node], int(up), int(ports), top, ecn, pause, drops, int(f)
             )
+            for node, up, ports, top, ecn, pause, drops, f in columns
+        ]
         hottest = np.argsort(-utilization)[:HOTTEST_PORTS]
         peers = self.fleet.peers.ids
         return FabricState(

@@ -18,7 +18,14 @@ import numpy.typing as npt
 from protocols import codec
 from protocols.codec import encode, encode_json, is_json
 from protocols.columns import Columns, GpuLoad, NicLoad, PortLoad, layout
-from protocols.commands import AgentCommand, OperatorCommand, Query, Reply, reply_destination
+from protocols.commands import (
+    AgentCommand,
+    OperatorCommand,
+    Query,
+    Rebirth,
+    Reply,
+    reply_destination,
+)
 from protocols.complaints import Complaints
 from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
@@ -30,6 +37,7 @@ from protocols.messages import (
     Events,
     FabricState,
     Severity,
+    Telemetry,
 )
 from protocols.topics import (
     AgentTopic,
@@ -54,6 +62,8 @@ from sim.views import Views
 from sim.world import TickReport, World
 
 log = logging.getLogger("aidc.core")
+REBIRTH_EVERY_S = 5.0
+"""How often the core may ask one agent to publish its birth again."""
 NODE_EVENTS = 20
 """A node's detail carries its latest events, up to this many."""
 
@@ -92,6 +102,8 @@ class CoreService:
         for spec in pools:
             self.pools.add(spec)
         self._to_agents: list[tuple[str, AgentCommand]] = []
+        self._rebirths_asked: dict[str, float] = {}
+        """When each agent was last asked for its birth (monotonic seconds)."""
         self.control = ControlPlane(
             self.fleet,
             self.pools,
@@ -164,6 +176,7 @@ class CoreService:
                     self.complaints.reject("identity", _impostor(topic, telemetry.agent))
                 elif problem := self.fleet.on_telemetry(telemetry, now):
                     self.complaints.reject("telemetry", problem)
+                    await self._ask_rebirth(parsed.rack, telemetry)
                 else:
                     self._ingested += 1
             elif kind == AgentTopic.BIRTH:
@@ -210,6 +223,21 @@ class CoreService:
             return
         await self._send(topic, encode_json(reply) if as_json else encode(reply), qos=1)
         await self._flush_agent_commands()
+
+    async def _ask_rebirth(self, rack: str, telemetry: Telemetry) -> None:
+        """Telemetry of an agent whose birth we missed (it came while we were away from the
+        broker) gets the agent asked to publish its birth again, as Sparkplug does; at most
+        once per REBIRTH_EVERY_S per agent."""
+        known = self.fleet.agents.get(telemetry.agent)
+        if known is not None and telemetry.session <= known.session:
+            return  # an old session's straggler, or a problem a birth would not fix
+        last = self._rebirths_asked.get(telemetry.agent, -REBIRTH_EVERY_S)
+        if time.monotonic() - last < REBIRTH_EVERY_S:
+            return
+        self._rebirths_asked[telemetry.agent] = time.monotonic()
+        command = Rebirth(id=f"rebirth-{telemetry.agent}-{self.session}-{telemetry.session}")
+        topic = agent_topic(AgentTopic.AGENTCMD, self.site, rack, telemetry.agent)
+        await self._send(topic, encode(command), qos=1)
 
     async def _refuse(self, payload: bytes | bytearray, error: str, as_json: bool) -> None:
         """Tell the sender of a malformed command why, if its id and reply topic can be read."""
@@ -353,4 +381,6 @@ class CoreService:
             if blocks:
                 assignment = Assignment(name, agent.session, self.tick, now, agent.nodes, **blocks)
                 topic = agent_topic(AgentTopic.ASSIGN, self.site, agent.rack, name)
-                await self._send(topic, encode(assignment))
+                # QoS 0 without waiting, like telemetry: the next tick brings a newer one.
+                with contextlib.suppress(LinkDown):
+                    self.link.send(topic, encode(assignment))

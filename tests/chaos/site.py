@@ -21,6 +21,7 @@ from protocols.link import Link
 from tests.mqtt import running
 
 ROOT = Path(__file__).resolve().parents[2]
+STOP_TIMEOUT_S = 30.0
 REPLY_TIMEOUT_S = 30.0
 """A fresh numba cache compiles the core's kernels before it answers."""
 
@@ -49,17 +50,27 @@ def _spawn(log: Path, *args: str) -> subprocess.Popen[str]:
 class LiveSite:
     """The processes of one site and a client link to it."""
 
-    def __init__(self, site: str, port: int, racks: int, logs: Path) -> None:
+    def __init__(self, site: str, port: int, racks: int, logs: Path, tick_s: float) -> None:
         self.site, self.port, self.racks, self.logs = site, port, racks, logs
+        self.tick_s = tick_s
         self.journal = logs / "core.journal"
         self.endpoint = Endpoint("127.0.0.1", port, mqtt5=True)
         self.url = f"mqtt://127.0.0.1:{port}"
         self.processes: dict[str, subprocess.Popen[str]] = {}
         self._asked = 0
+        self._broker = contextlib.ExitStack()
+
+    def start_broker(self) -> None:
+        """Start mosquitto on the site's port (again, after `stop_broker`)."""
+        self._broker.enter_context(spawned_broker("mosquitto", self.port))
+
+    def stop_broker(self) -> None:
+        """Kill mosquitto: every connection drops, and nothing it held survives."""
+        self._broker.close()
 
     def start_core(self) -> None:
         """Start (or restart) the core at 30x, with its journal."""
-        args = ("--tick", "0.2", "--speed", "30", "--state-db", str(self.journal))
+        args = ("--tick", str(self.tick_s), "--speed", "30", "--state-db", str(self.journal))
         self.processes["core"] = _spawn(
             self.logs / "core.log", "core", "--broker", self.url, "--site", self.site, *args
         )
@@ -79,11 +90,18 @@ class LiveSite:
         )
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Signal a component's whole process group and wait for it to end."""
+        """Signal a component's whole process group and wait for it to end; one that
+        outlives STOP_TIMEOUT_S is killed, and AssertionError says so."""
         process = self.processes.pop(name)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise AssertionError(f"{name} did not stop within {STOP_TIMEOUT_S:g} s") from None
 
     def assert_alive(self) -> None:
         """Every component still runs."""
@@ -95,9 +113,15 @@ class LiveSite:
         return sum(log.read_text().count("\n") for log in self.logs.glob("*.log"))
 
     def stop(self) -> None:
-        """Stop every component cleanly; none may have logged a traceback."""
+        """Stop every component cleanly; none may hang or have logged a traceback."""
+        hung = []
         for name in list(self.processes):
-            self.kill(name, signal.SIGINT)
+            try:
+                self.kill(name, signal.SIGINT)
+            except AssertionError as error:
+                hung.append(str(error))
+        self.stop_broker()
+        assert not hung, hung
         for log in self.logs.glob("*.log"):
             assert "Traceback" not in log.read_text(), f"{log.name}: {log.read_text()}"
 
@@ -137,12 +161,12 @@ class LiveSite:
 
 
 @contextlib.contextmanager
-def live_site(site: str, racks: int, fleet: bool = True) -> Iterator[LiveSite]:
-    """mosquitto, a core with a journal and (unless told not to) a fleet of `racks` HGX H100
-    racks; logs and the journal in a temporary directory."""
-    port = free_port()
-    with spawned_broker("mosquitto", port), tempfile.TemporaryDirectory() as logs:
-        live = LiveSite(site, port, racks, Path(logs))
+def live_site(site: str, racks: int, fleet: bool = True, tick_s: float = 0.2) -> Iterator[LiveSite]:
+    """mosquitto, a core with a journal ticking every `tick_s` and (unless told not to) a
+    fleet of `racks` HGX H100 racks; logs and the journal in a temporary directory."""
+    with tempfile.TemporaryDirectory() as logs:
+        live = LiveSite(site, free_port(), racks, Path(logs), tick_s)
+        live.start_broker()
         live.start_core()
         if fleet:
             live.start_fleet()

@@ -75,7 +75,8 @@ async def test_a_killed_fleet_goes_lost_and_its_replicas_move(site: LiveSite) ->
         lost_rack = "r001" if victim == "fleet-a" else "r002"
         site.kill(victim)
         killed = time.monotonic()
-        await until(lambda: inbox.latest(Summary).nodes.get("lost", 0) == 4, 30)
+        # its rack's four nodes, and any switch whose agent ran in that process
+        await until(lambda: inbox.latest(Summary).nodes.get("lost", 0) >= 4, 30)
         lost_s = time.monotonic() - killed
         assert set((await site.node_states(rack=lost_rack)).values()) == {"lost"}
         await until(lambda: (p := pool(inbox)) is not None and p.replicas_ready == 2, 60)
