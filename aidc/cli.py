@@ -23,8 +23,8 @@ from protocols.ids import check_id
 RACK_KIND_NAMES = sorted(RACK_KINDS)
 PASSWORD_ENV = "AIDC_MQTT_PASSWORD"
 DEFAULT_SITE = "dc1"
+DEFAULT_TUI_BROKER = "mqtt://127.0.0.1:1883"
 NOT_BUILT = {
-    "tui": "attach the operator dashboard to a site",
     "demo": "start broker, core, fleet and dashboard together",
     "scenario": "run scripted scenario files",
 }
@@ -53,15 +53,19 @@ def _broker_spec(value: str) -> str:
     return value
 
 
-def add_broker_options(parser: argparse.ArgumentParser, site: str | None = DEFAULT_SITE) -> None:
+def add_broker_options(
+    parser: argparse.ArgumentParser, site: str | None = DEFAULT_SITE, broker: str = "embedded"
+) -> None:
     """--broker, --password-file, --ca-file and --site, the same for every subcommand."""
     parser.add_argument(
         "--broker",
         type=_broker_spec,
-        default="embedded",
+        default=broker,
         metavar="SPEC",
         help="'embedded[:PORT]' (default: start the built-in broker), 'mosquitto[:PORT]' "
-        "(start the local mosquitto) or mqtt[s]://[user@]host[:port]",
+        "(start the local mosquitto) or mqtt[s]://[user@]host[:port]"
+        if broker == "embedded"
+        else f"mqtt[s]://[user@]host[:port] of the core's broker (default {broker})",
     )
     parser.add_argument(
         "--password-file",
@@ -166,6 +170,12 @@ def run_until_signalled(coroutine: Coroutine[Any, Any, object]) -> None:
     asyncio.run(guarded())
 
 
+def _run_tui(args: argparse.Namespace) -> int:
+    from aidc.tui_command import run_tui
+
+    return run_tui(args, broker_password(args))
+
+
 def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
     def run(_: argparse.Namespace) -> int:
         print(f"aidc {name}: not built yet", file=sys.stderr)
@@ -258,6 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="print every message of a site, decoded, as JSON lines")
     add_broker_options(watch)
     watch.set_defaults(run=_async_command("aidc.watch", "watch"))
+
+    tui = sub.add_parser(
+        "tui",
+        help="attach the operator dashboard to a site",
+        description="Watch a site live and drain, route and scale it from the keyboard.",
+    )
+    add_broker_options(tui, broker=DEFAULT_TUI_BROKER)
+    tui.add_argument(
+        "--read-only", action="store_true", help="watch only: every mutation is hidden and refused"
+    )
+    tui.set_defaults(run=_run_tui)
 
     for name, summary in NOT_BUILT.items():
         stub = sub.add_parser(name, help=f"{summary} (not built yet)", add_help=False)

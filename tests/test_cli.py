@@ -69,7 +69,7 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("name", ["tui", "demo", "scenario"])
+@pytest.mark.parametrize("name", ["demo", "scenario"])
 def test_unbuilt_subcommands_say_so_in_one_line(name: str) -> None:
     result = aidc(name, "--broker", "embedded")
     assert result.returncode == 2

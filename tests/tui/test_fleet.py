@@ -1,0 +1,55 @@
+"""The console's picture of a site: racks in id order, the core's liveness as the header says
+it, events read back without duplicates, big views decoded only when read."""
+
+from protocols.codec import encode
+from protocols.messages import CoreStatus, Event, Summary
+from tests.tui.constructed import racks
+from tui.fleet import STALE_MIN_S, Fleet, Racks
+
+
+def test_racks_are_in_id_order_and_the_sort_is_kept_while_the_racks_stay() -> None:
+    message = racks(3)  # r001, r002, r003 and net01, in that order on the wire
+    first = Racks.of(message)
+    assert first.names == ["net01", "r001", "r002", "r003"]
+    assert first.columns["devices"].tolist() == [0, 72, 72, 72]
+    again = Racks.of(message, first)
+    assert again.order is first.order
+    assert Racks.of(racks(4), first).names == ["net01", "r001", "r002", "r003", "r004"]
+
+
+def test_the_core_is_online_offline_stalled_or_unknown() -> None:
+    fleet = Fleet("f1")
+    assert fleet.core_state() == "unknown"
+    fleet.link.up = True
+    fleet.apply(CoreStatus(online=True, session=1))
+    assert fleet.core_state() == "online"
+    fleet.apply(Summary(time=1.0, tick=1, speed=1.0))
+    assert fleet.core_state(now=fleet.summary_at + 1) == "online"
+    assert fleet.core_state(now=fleet.summary_at + STALE_MIN_S + 1) == "stalled"
+    fleet.apply(CoreStatus(online=False, session=1))
+    assert fleet.core_state() == "offline"
+    fleet.link.up = False
+    assert fleet.core_state() == "unknown"
+
+
+def test_events_read_back_go_before_the_live_ones_once() -> None:
+    fleet = Fleet("f1")
+    old, live = (Event(t, "info", "control", "command", f"e{t}") for t in (1.0, 2.0))
+    fleet.add_events([live])
+    fleet.backfill_events([live, old])  # newest first, as the core answers
+    fleet.backfill_events([live, old])
+    assert list(fleet.events) == [old, live]
+    assert fleet.events_total == 2
+
+
+def test_the_rack_view_is_decoded_when_read_and_a_bad_one_is_counted() -> None:
+    fleet = Fleet("f1")
+    fleet.hold("racks", "aidc/v1/f1/state/racks", encode(racks(2)))
+    assert fleet.rejected == 0
+    racks_now = fleet.racks
+    assert racks_now is not None
+    assert len(racks_now) == 3
+    fleet.hold("racks", "aidc/v1/f1/state/racks", b"\x00\xff")
+    assert fleet.racks is racks_now  # the last good view stays
+    assert fleet.rejected == 1
+    assert fleet.last_rejected.startswith("aidc/v1/f1/state/racks: malformed rack states")

@@ -1,0 +1,209 @@
+"""The console's connection to a site: it follows the core's state views and events over MQTT
+and sends operator commands and queries, each answered on the console's own reply topic."""
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiomqtt
+import msgspec
+
+from protocols.codec import REPLY, decode_message, encode
+from protocols.commands import Command, Query, QueryWhat, Reply
+from protocols.endpoint import Endpoint
+from protocols.errors import MessageError
+from protocols.link import Link, LinkDown
+from protocols.messages import Event, Events
+from protocols.topics import (
+    StateView,
+    command_topic,
+    core_status_topic,
+    events_topic,
+    parse_topic,
+    reply_prefix,
+    state_filter,
+)
+from tui.fleet import Fleet
+
+C = TypeVar("C", bound=Command)
+
+REPLY_TIMEOUT_S = 10.0
+"""How long a command waits for the core's reply."""
+BACKFILL_EVENTS = 200
+"""Recent events read back from the core on every (re)connect."""
+HELD = frozenset({StateView.RACKS, StateView.FABRIC})
+"""Views decoded when read rather than when they arrive (they are the big ones)."""
+
+
+class CommandFailed(Exception):
+    """A command that was not answered (link down, core silent) or a query the core refused;
+    `str()` is one sentence for the operator."""
+
+
+class _LinkNotes(logging.Handler):
+    """Keeps the link's last sentence (unreachable, refused, reconnecting) for the header,
+    instead of letting it reach the terminal under the dashboard."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        super().__init__(logging.INFO)
+        self.fleet = fleet
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self.fleet.link.note = record.getMessage()
+
+
+class Bridge:
+    """Follows one site's state into a `Fleet` and calls `on_change(view)` for each view that
+    changed; `request` sends a command and returns the core's reply."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        site: str,
+        *,
+        on_change: Callable[[str], None] | None = None,
+        reply_timeout_s: float = REPLY_TIMEOUT_S,
+    ) -> None:
+        self.endpoint = endpoint
+        self.site = site
+        self.fleet = Fleet(site)
+        self.on_change = on_change or (lambda _view: None)
+        self.reply_timeout_s = reply_timeout_s
+        self.token = f"tui-{secrets.token_hex(4)}"
+        """Names this console: its client id, command ids and reply topics."""
+        self._replies = f"{reply_prefix(site)}{self.token}/"
+        self._waiting: dict[str, asyncio.Future[Reply]] = {}
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        logger = logging.Logger("aidc.tui.link")
+        logger.addHandler(_LinkNotes(self.fleet))
+        self.link = Link(
+            endpoint,
+            f"aidc-{self.token}",
+            subscriptions=[
+                (state_filter(site), 0),
+                (core_status_topic(site), 1),
+                (events_topic(site), 1),
+                (f"{self._replies}+", 1),
+            ],
+            on_connect=self._connected,
+            logger=logger,
+        )
+
+    def new_id(self) -> str:
+        """A command id no other console and no earlier command of this one uses."""
+        return f"{self.token}-{next(self._ids)}"
+
+    async def run(self) -> None:
+        """Stay connected (reconnecting as needed) until cancelled."""
+        try:
+            await self.link.run(self._on_message)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            self.check_link()
+
+    def check_link(self) -> bool:
+        """Bring `fleet.link` up to date with the connection; whether it changed."""
+        up = self.link.connected.is_set()
+        if up == self.fleet.link.up:
+            return False
+        self.fleet.link.up = up
+        if not up and self.fleet.link.note == "connected":
+            self.fleet.link.note = "connection lost; reconnecting"
+        self.on_change("summary")
+        return True
+
+    async def _connected(self, _session: int) -> None:
+        self.fleet.link.note = "connected"
+        self.check_link()
+        # Reading back events needs this very link's messages, which flow only once this
+        # callback has returned.
+        task = asyncio.create_task(self._backfill())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _backfill(self) -> None:
+        with contextlib.suppress(CommandFailed):
+            result = await self.query("events", limit=BACKFILL_EVENTS)
+            events = msgspec.convert(result.get("events", []), list[Event])
+            self.fleet.backfill_events(events)
+            self.on_change("events")
+
+    async def _on_message(self, message: aiomqtt.Message) -> None:
+        payload = message.payload
+        self.feed(
+            message.topic.value, bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+        )
+
+    def feed(self, topic: str, payload: bytes) -> str | None:
+        """Take in one message as it came off the broker; the view it changed, if any.
+        A malformed message is counted and dropped, never raised."""
+        try:
+            if topic.startswith(self._replies):
+                # our reply topics are one level deeper than parse_topic's ctl/reply/{id}
+                self._answered(REPLY.decode(payload))
+                return None
+            kind = parse_topic(topic).kind
+            if kind in HELD:
+                self.fleet.hold(kind, topic, payload)
+                self.on_change(kind)
+                return kind
+            _, message = decode_message(topic, payload)
+        except (MessageError, ValueError) as error:
+            self.fleet.reject(topic, error)
+            return None
+        if isinstance(message, Events):
+            self.fleet.add_events(message.events)
+            changed: str | None = "events"
+        else:
+            changed = self.fleet.apply(message)
+        if changed:
+            self.on_change(changed)
+        return changed
+
+    def _answered(self, reply: Reply) -> None:
+        waiting = self._waiting.get(reply.id)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(reply)
+
+    @property
+    def rejected(self) -> int:
+        """Malformed messages dropped so far."""
+        return self.fleet.rejected
+
+    @property
+    def last_rejected(self) -> str:
+        """Why the last one was."""
+        return self.fleet.last_rejected
+
+    async def request(self, command: C) -> Reply:
+        """Send a command and wait for its reply; CommandFailed if none comes."""
+        command = msgspec.structs.replace(command, reply_to=self._replies + command.id)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiting[command.id] = future
+        try:
+            await self.link.publish(command_topic(self.site), encode(command), qos=1)
+            async with asyncio.timeout(self.reply_timeout_s):
+                return await future
+        except LinkDown:
+            raise CommandFailed(f"not connected to the broker {self.endpoint.url}") from None
+        except TimeoutError:
+            raise CommandFailed(
+                f"no reply from the core of site {self.site} within {self.reply_timeout_s:g} s "
+                "(is `aidc core` running on this broker?)"
+            ) from None
+        finally:
+            self._waiting.pop(command.id, None)
+
+    async def query(self, what: QueryWhat, **fields: Any) -> dict[str, Any]:
+        """A query's result; CommandFailed with the core's reason if it refuses."""
+        reply = await self.request(Query(id=self.new_id(), what=what, **fields))
+        if not reply.ok:
+            raise CommandFailed(reply.error or f"the core refused the {what} query")
+        return reply.result or {}

@@ -1,0 +1,1 @@
+"""Modal dialogs: confirmation, prompts, and the drain, scale, route, autoscale and fault forms."""

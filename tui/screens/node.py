@@ -1,0 +1,224 @@
+"""One node: a row per GPU with sparklines of utilisation, temperature and power, its NICs'
+counters, and the node's events, read from the core every second while shown."""
+
+from collections import deque
+from collections.abc import Set
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Label, Static
+
+from tui import format as fmt
+from tui.bridge import CommandFailed
+from tui.messages import CommandAnswered
+from tui.screens.events import event_row, events_columns
+from tui.screens.node_actions import NodeActionsView
+from tui.screens.nodes import STATE_STYLES
+from tui.widgets.table import Table
+
+REFRESH_S = 1.0
+EVENTS_EVERY = 3
+"""Read the node's events every this many refreshes."""
+HISTORY = 60
+SPARK = 16
+TRENDS = (
+    ("DCGM_FI_DEV_GPU_UTIL", 0.0, 100.0),
+    ("DCGM_FI_DEV_GPU_TEMP", 25.0, 95.0),
+    ("DCGM_FI_DEV_POWER_USAGE", 0.0, None),
+)
+"""Gauges drawn as sparklines: field, low, high (None: the GPU's highest so far)."""
+NIC_COLUMNS = (
+    ("nic", "NIC"),
+    ("link_state", "LINK"),
+    ("gbps", "Gb/s EACH WAY"),
+    ("rx_bytes", "RX BYTES"),
+    ("tx_bytes", "TX BYTES"),
+    ("rx_prio3_pause", "PFC RX"),
+    ("np_ecn_marked_roce_packets", "ECN MARKED"),
+    ("np_cnp_sent", "CNP SENT"),
+    ("rp_cnp_handled", "CNP HANDLED"),
+    ("out_of_sequence", "OUT OF SEQ"),
+    ("link_down_events_phy", "LINK DOWN"),
+    ("temperature_c", "TEMP"),
+)
+
+
+class NodeView(NodeActionsView):
+    """A node in detail; esc goes back."""
+
+    BINDINGS: ClassVar = [Binding("escape", "back", "Back", id="node-back")]
+    refresh_s: ClassVar[float] = REFRESH_S
+
+    def __init__(self, node: str, rack: str = "") -> None:
+        super().__init__()
+        self.node, self.rack = node, rack
+        self.detail: dict[str, Any] = {}
+        self.history: dict[int, dict[str, deque[float]]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.problem = ""
+        self._refreshes = 0
+
+    def body(self) -> ComposeResult:
+        yield Static(id="node-title")
+        yield Label("GPUs", classes="section")
+        yield Table(id="node-gpus")
+        yield Label("NICs", classes="section")
+        yield Table(id="node-nics")
+        yield Label("Events", classes="section")
+        yield Table(id="node-events")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#node-events", Table).set_columns(events_columns(with_subject=False))
+        self.query_one("#node-nics", Table).set_columns(NIC_COLUMNS)
+        self.set_interval(self.refresh_s, self._poll)
+        self.query_one("#node-gpus", Table).focus()
+        self.load()
+
+    def targets(self) -> list[str]:
+        return [self.node]
+
+    def pools_of(self, nodes: list[str]) -> set[str] | None:
+        pool = self.detail.get("pool")
+        return None if pool is None else {str(pool)} - {""}
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def _poll(self) -> None:
+        if self.is_current:
+            self.load()
+
+    def show(self, views: Set[str]) -> None:
+        self._paint_title()
+
+    def on_command_answered(self, _: CommandAnswered) -> None:
+        self._refreshes = 0
+        self.load()
+
+    @work(exclusive=True, group="node-detail")
+    async def load(self) -> None:
+        """Read the node (and every few reads its events) from the core."""
+        bridge = self.host.bridge
+        try:
+            self.detail = await bridge.query("node", node=self.node)
+            self.rack = self.rack or str(self.detail.get("rack", ""))
+            if "events" in self.detail:
+                self.events = list(self.detail["events"])
+            elif self._refreshes % EVENTS_EVERY == 0:
+                result = await bridge.query("events", filter=self.node, limit=50)
+                self.events = list(result.get("events", []))
+        except CommandFailed as error:
+            self.problem = f"cannot read {self.node}: {error}"
+        else:
+            self.problem = ""
+            self._remember()
+        self._refreshes += 1
+        self._paint()
+
+    def devices(self) -> list[dict[str, Any]]:
+        """The node's GPUs as the core lists them (`devices` in newer cores, `gpus` before)."""
+        for key in ("devices", "gpus"):
+            listed = self.detail.get(key)
+            if isinstance(listed, list):
+                return listed
+        return []
+
+    def nics(self) -> list[dict[str, Any]]:
+        """The node's NICs from the core's detail: counters by their mlx5 names, and the
+        load the core offers each (`gbps`, each way)."""
+        listed = self.detail.get("nics")
+        return listed if isinstance(listed, list) else []
+
+    def _remember(self) -> None:
+        for gpu in self.devices():
+            trends = self.history.setdefault(
+                int(gpu["gpu"]), {name: deque(maxlen=HISTORY) for name, _, _ in TRENDS}
+            )
+            for name, _, _ in TRENDS:
+                trends[name].append(float(gpu.get(name, 0.0)))
+
+    def _paint(self) -> None:
+        self._paint_title()
+        self._paint_gpus()
+        self._paint_nics()
+        rows = [(str(i), event_row(e, with_subject=False)) for i, e in enumerate(self.events)]
+        self.query_one("#node-events", Table).show_rows(rows)
+
+    def _paint_title(self) -> None:
+        detail = self.detail
+        state = str(detail.get("state", "?"))
+        parts = [Text(f" {self.node} ", style="bold reverse"), Text(f"rack {self.rack or '?'}")]
+        if detail.get("kind"):
+            parts.append(Text(str(detail["kind"])))
+        parts.append(Text(state, style=STATE_STYLES.get(state, "bold")))
+        devices = len(self.devices())
+        if "allocated" in detail and "healthy" in detail:
+            parts.append(
+                Text(f"GPUs {detail['allocated']} allocated / {detail['healthy']} healthy")
+            )
+        else:
+            parts.append(Text(f"{devices} GPUs"))
+        if detail.get("pool"):
+            parts.append(Text(f"pool {detail['pool']}", style="cyan"))
+        if "power_w" in detail:
+            parts.append(Text(fmt.watts(float(detail["power_w"]))))
+        if self.problem:
+            parts.append(Text(self.problem, style="bold red"))
+        self.query_one("#node-title", Static).update(Text(" · ").join(parts))
+
+    def _paint_gpus(self) -> None:
+        table = self.query_one("#node-gpus", Table)
+        table.set_columns(
+            [
+                ("gpu", "GPU"),
+                ("present", "PRESENT"),
+                ("util", "UTIL"),
+                ("temp", "TEMP"),
+                ("power", "POWER"),
+                ("sm", "SM MHz"),
+                ("fb", "FB USED"),
+                ("xid", "XID"),
+            ]
+        )
+        rows = []
+        for gpu in self.devices():
+            index = int(gpu["gpu"])
+            trends = self.history.get(index, {})
+            cells = [str(index), "yes" if gpu.get("present") else Text("no", style="bold red")]
+            for (name, low, high), unit in zip(TRENDS, ("%", " °C", " W"), strict=True):
+                values = trends.get(name, deque())
+                top = high if high is not None else max(values, default=1.0)
+                spark = fmt.sparkline(values, low, top, SPARK)
+                cells.append(
+                    Text.assemble((spark, "cyan"), f" {float(gpu.get(name, 0)):5.0f}{unit}")
+                )
+            cells.append(f"{gpu.get('DCGM_FI_DEV_SM_CLOCK', 0):.0f}")
+            used = float(gpu.get("DCGM_FI_DEV_FB_USED", 0))
+            total = used + float(gpu.get("DCGM_FI_DEV_FB_FREE", 0))
+            cells.append(f"{used / 1024:.1f}/{total / 1024:.0f} GiB")
+            xid = int(gpu.get("DCGM_FI_DEV_XID_ERRORS", 0))
+            cells.append(Text(str(xid), style="bold red") if xid else "")
+            rows.append((str(index), cells))
+        table.show_rows(rows)
+
+    def _paint_nics(self) -> None:
+        rows = []
+        for nic in self.nics():
+            port = int(nic.get("nic", 0))
+            up = nic.get("link_state")
+            cells: list[str | Text] = [
+                f"nic{port}",
+                Text("up", "green") if up else Text("down", "bold red"),
+                f"{float(nic.get('gbps', 0.0)):.2f}",
+            ]
+            cells += [
+                fmt.count(float(nic.get(key, 0.0))) + ("B" if key.endswith("bytes") else "")
+                for key, _ in NIC_COLUMNS[3:-1]
+            ]
+            cells.append(f"{float(nic.get('temperature_c', 0.0)):.0f} °C")
+            rows.append((str(port), cells))
+        self.query_one("#node-nics", Table).show_rows(rows)

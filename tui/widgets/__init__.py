@@ -1,0 +1,1 @@
+"""Widgets of the console: the overview header, the rack heatmap, tables."""
