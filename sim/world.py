@@ -236,20 +236,24 @@ class World:
         counts, _prompt, _output = self.traffic.arrivals(now - dt, dt)
         names = list(self.pools.pools)
         weights = np.zeros((len(self.models), len(names)))
+        ready = self.pools.replicas["state"] == READY
+        pool_of = self.pools.replicas["pool"].astype(np.int64)
+        has_ready = np.bincount(pool_of[ready], minlength=len(names)) > 0
         for m, model in enumerate(self.models):
             route_weights = self.control.routes.get(model)
             if route_weights is None:
+                # Unrouted, a model's traffic goes evenly to its pools that can serve now
+                # (to all of them when none can, where it counts as unroutable).
                 serving = [
                     i for i, p in enumerate(self.pools.pools.values()) if p.spec.model == model
                 ]
-                for i in serving:
-                    weights[m, i] = 100.0 / len(serving)
+                able = [i for i in serving if has_ready[i]] or serving
+                for i in able:
+                    weights[m, i] = 100.0 / len(able)
             else:
                 for pool, weight in route_weights.items():
                     weights[m, names.index(pool)] = weight
         per_pool, unrouted = split_by_weights(counts, weights, self.rng)
-        ready = self.pools.replicas["state"] == READY
-        pool_of = self.pools.replicas["pool"].astype(np.int64)
         arrivals = np.zeros(len(ready))
         unroutable = float(unrouted.sum())
         used = {p.spec.policy for p in self.pools.pools.values()}

@@ -188,3 +188,14 @@ def test_gpu_load_right_after_a_scale_between_ticks() -> None:
     held = world.pools.owners("gpu")[: len(load["busy"])] >= 0
     assert held.sum() == 5 * 8
     assert (load["memory_mib"][held] > 0).all(), "weights are loaded on the new replicas too"
+
+
+def test_without_a_route_traffic_skips_pools_that_cannot_serve() -> None:
+    pools = (
+        PoolSpec("a", MODEL, H100, 8, replicas=3, min_available=1),
+        PoolSpec("nowhere", MODEL, "NVIDIA B200", 8, replicas=1, min_available=1),
+    )
+    world = site(pools=pools)
+    report, _ = run(world, 0.0, 200.0)
+    assert report.unroutable == 0, "no B200s here: the pool gets no share"
+    assert report.pools["a"].completed_per_s == pytest.approx(4.0, rel=0.5)
