@@ -196,6 +196,11 @@ def test_without_a_route_traffic_skips_pools_that_cannot_serve() -> None:
         PoolSpec("nowhere", MODEL, "NVIDIA B200", 8, replicas=1, min_available=1),
     )
     world = site(pools=pools)
-    report, _ = run(world, 0.0, 200.0)
-    assert report.unroutable == 0, "no B200s here: the pool gets no share"
-    assert report.pools["a"].completed_per_s == pytest.approx(4.0, rel=0.5)
+    _, t = run(world, 0.0, 100.0)  # placed and warm
+    unroutable = arrived = 0.0
+    for _ in range(200):
+        report, t = run(world, t, 0.5)
+        unroutable += report.unroutable
+        arrived += report.pools["a"].arrivals_per_s * 0.5
+    assert unroutable == 0, "no B200s here: that pool gets no share"
+    assert arrived == pytest.approx(4.0 * 100.0, rel=0.2)
