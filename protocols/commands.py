@@ -5,7 +5,6 @@ default), so the reply names the field. Replies are sent in the command's own en
 """
 
 import math
-import re
 from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
@@ -13,7 +12,7 @@ from msgspec import Meta, Struct
 from protocols.ids import CommandId, EntityId
 from protocols.limits import MAX_COMMAND_TARGETS, MAX_ROUTE_POOLS
 from protocols.messages import Count, NodeState, Text
-from protocols.topics import reply_prefix, reply_topic
+from protocols.topics import MAX_REPLY_LEVELS, check_reply_level, reply_prefix, reply_topic
 
 Targets = Annotated[list[EntityId], Meta(min_length=1, max_length=MAX_COMMAND_TARGETS)]
 Percent = Annotated[float, Meta(ge=0, le=100)]
@@ -164,9 +163,6 @@ class Reply(Struct, frozen=True, omit_defaults=True):
     result: dict[str, Any] | None = None
 
 
-_REPLY_SUFFIX = re.compile(r"^[A-Za-z0-9_.-]{1,64}(/[A-Za-z0-9_.-]{1,64}){0,3}\Z")
-
-
 class Addressed(Struct):
     """Just the `id` and `reply_to` of a command, read from one that is otherwise malformed so
     that its sender still hears why."""
@@ -181,6 +177,12 @@ def reply_destination(site: str, command: Command | Addressed) -> str:
         return reply_topic(site, command.id)
     prefix = reply_prefix(site)
     suffix = command.reply_to.removeprefix(prefix)
-    if suffix == command.reply_to or not _REPLY_SUFFIX.match(suffix):
+    levels = suffix.split("/")
+    if suffix == command.reply_to or not 1 <= len(levels) <= MAX_REPLY_LEVELS:
         raise ValueError(f"reply_to must be a topic under {prefix} without wildcards")
+    try:
+        for level in levels:
+            check_reply_level(level)
+    except ValueError:
+        raise ValueError(f"reply_to must be a topic under {prefix} without wildcards") from None
     return command.reply_to

@@ -18,6 +18,7 @@ Core topics:
     aidc/v1/{site}/ctl/reply/{command_id}    replies
 """
 
+import re
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -111,6 +112,18 @@ def reply_prefix(site: str) -> str:
 _CORE_KINDS = {("core", "status"): "status", ("core", "events"): "events", ("ctl", "cmd"): "cmd"}
 
 
+MAX_REPLY_LEVELS = 4
+"""Levels a reply topic may have below `ctl/reply/`."""
+_REPLY_LEVEL = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+
+
+def check_reply_level(level: str) -> str:
+    """A level of a reply topic below `ctl/reply/`, as `reply_to` allows them; ValueError if not."""
+    if not _REPLY_LEVEL.match(level):
+        raise ValueError(f"reply topic level {level!r} is not 1-64 of A-Z a-z 0-9 _ . -")
+    return level
+
+
 def parse_topic(topic: str) -> Topic:
     """Parse an aidc topic, validating every id in it; raise ValueError if it is not one."""
     parts = topic.split("/")
@@ -124,6 +137,7 @@ def parse_topic(topic: str) -> Topic:
         return Topic(site, kind)
     if len(rest) == 2 and rest[0] == "state" and rest[1] in StateView.__members__.values():
         return Topic(site, rest[1])
-    if len(rest) == 3 and rest[:2] == ["ctl", "reply"]:
-        return Topic(site, "reply", name=check_command_id(rest[2]))
+    if 3 <= len(rest) <= 2 + MAX_REPLY_LEVELS and rest[:2] == ["ctl", "reply"]:
+        # a client may keep its replies under its own levels (`ctl/reply/{client}/{id}`)
+        return Topic(site, "reply", name="/".join(check_reply_level(r) for r in rest[2:]))
     raise ValueError(f"topic {topic!r} is not an aidc v1 topic")

@@ -37,6 +37,7 @@ def test_agent_topics_round_trip(kind: AgentTopic, site: str, rack: str, agent: 
         (events_topic("dc1"), Topic("dc1", "events")),
         (command_topic("dc1"), Topic("dc1", "cmd")),
         (reply_topic("dc1", "Drain_1.a"), Topic("dc1", "reply", name="Drain_1.a")),
+        ("aidc/v1/dc1/ctl/reply/tui-7/c1", Topic("dc1", "reply", name="tui-7/c1")),
         *[(state_topic("dc1", view), Topic("dc1", view)) for view in StateView],
     ],
 )
@@ -76,6 +77,7 @@ def test_bad_command_ids_are_refused(bad: str) -> None:
         "aidc/v1/dc1/state/everything",
         "aidc/v1/DC1/core/status",
         "aidc/v1/dc1/ctl/reply/a+b",
+        "aidc/v1/dc1/ctl/reply/a/b/c/d/e",
     ],
 )
 def test_foreign_topics_are_refused(topic: str) -> None:
