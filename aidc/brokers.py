@@ -2,9 +2,7 @@
 or nothing to start for the URL of an external broker."""
 
 import contextlib
-import ctypes
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from aidc.children import die_with_parent, stop_process
 from protocols.endpoint import Endpoint, parse_broker_url
 
 SPAWNED = ("embedded", "mosquitto")
@@ -20,7 +19,6 @@ START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto",)
 """Where Debian puts mosquitto, outside a normal user's PATH."""
-_PR_SET_PDEATHSIG = 1
 
 
 class BrokerError(RuntimeError):
@@ -44,12 +42,6 @@ def parse_spawn_spec(spec: str) -> tuple[str, int | None] | None:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"broker port {port_text!r} is not a port number (1-65535)")
     return kind, int(port_text)
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the parent dies, so no broker outlives its command."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _command(kind: str, bind: str, port: int, workdir: Path) -> list[str]:
@@ -89,16 +81,6 @@ def _wait_listening(process: subprocess.Popen[bytes], host: str, port: int, log:
     raise BrokerError(f"the broker did not listen on {host}:{port} within {START_TIMEOUT_S:g} s")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextlib.contextmanager
 def spawned_broker(
     kind: str, port: int | None = None, bind: str = "127.0.0.1"
@@ -117,14 +99,14 @@ def spawned_broker(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 start_new_session=True,  # Ctrl-C stops the command, which stops the broker last
             )
         try:
             _wait_listening(process, host, port, log)
             yield Endpoint(host=host, port=port, mqtt5=kind == "mosquitto")
         finally:
-            _stop(process)
+            stop_process(process, STOP_TIMEOUT_S)
 
 
 @contextlib.contextmanager

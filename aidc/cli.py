@@ -24,10 +24,6 @@ RACK_KIND_NAMES = sorted(RACK_KINDS)
 PASSWORD_ENV = "AIDC_MQTT_PASSWORD"
 DEFAULT_SITE = "dc1"
 DEFAULT_TUI_BROKER = "mqtt://127.0.0.1:1883"
-NOT_BUILT = {
-    "demo": "start broker, core, fleet and dashboard together",
-    "scenario": "run scripted scenario files",
-}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -176,14 +172,6 @@ def _run_tui(args: argparse.Namespace) -> int:
     return run_tui(args, broker_password(args))
 
 
-def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(_: argparse.Namespace) -> int:
-        print(f"aidc {name}: not built yet", file=sys.stderr)
-        return 2
-
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `aidc` and every subcommand."""
     parser = _Parser(
@@ -280,18 +268,83 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tui.set_defaults(run=_run_tui)
 
-    for name, summary in NOT_BUILT.items():
-        stub = sub.add_parser(name, help=f"{summary} (not built yet)", add_help=False)
-        stub.set_defaults(run=_not_built(name), accepts_anything=True)
+    _add_demo(sub)
+    _add_scenario(sub)
     return parser
+
+
+def _sync_command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A subcommand whose `module.name(args)` returns the exit code (imported when chosen)."""
+
+    def run(args: argparse.Namespace) -> int:
+        code: int = getattr(importlib.import_module(module), name)(args)
+        return code
+
+    return run
+
+
+def _add_demo(sub: "argparse._SubParsersAction[_Parser]") -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="start broker, core, fleet and dashboard together",
+        description="Start the embedded broker, the core and a fleet (two GB200 NVL72, four "
+        "HGX H100 and two LPU racks unless told otherwise) as separate processes, then the "
+        "dashboard; quitting stops them all.",
+    )
+    add_broker_options(demo, site=None)
+    source = demo.add_mutually_exclusive_group()
+    source.add_argument("--topology", type=Path, metavar="FILE", help="a TOML site description")
+    source.add_argument(
+        "--racks", type=_positive(int), metavar="N", help="N racks in the default mix"
+    )
+    demo.add_argument(
+        "--rack-kind", choices=RACK_KIND_NAMES, help="make every one of the --racks this kind"
+    )
+    demo.add_argument(
+        "--speed",
+        type=_positive(float),
+        default=1.0,
+        metavar="X",
+        help="simulated seconds per real second (default 1)",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="traffic and noise seed (default 0)")
+    demo.add_argument(
+        "--headless", action="store_true", help="no dashboard: a one-line status instead"
+    )
+    demo.set_defaults(run=_sync_command("aidc.demo", "main"))
+
+
+def _add_scenario(sub: "argparse._SubParsersAction[_Parser]") -> None:
+    scenario = sub.add_parser(
+        "scenario",
+        help="run scripted scenario files",
+        description="Run TOML scenario files: a site, its traffic and a timeline of faults, "
+        "commands and expectations (see scenarios/ and the README).",
+    )
+    actions = scenario.add_subparsers(title="actions", metavar="ACTION", required=True)
+    for action, summary in (
+        ("run", "run scenario files, each step printed as it passes or fails"),
+        ("check", "read scenario files and report their mistakes, without running them"),
+    ):
+        command = actions.add_parser(action, help=summary, description=summary)
+        command.add_argument("files", nargs="+", type=Path, metavar="FILE")
+        command.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
+        command.set_defaults(run=_sync_command("aidc.scenario_command", "run"), action=action)
+        if action == "run":
+            add_broker_options(command, site=None)
+            command.add_argument(
+                "--speed",
+                type=_positive(float),
+                metavar="X",
+                help="run on a real clock X times faster than real time (default: the "
+                "file's clock, a manual one unless it says speed)",
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `aidc`; return its exit code. User errors are one line on stderr, never a traceback."""
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and not getattr(args, "accepts_anything", False):
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parser.parse_args(argv)
     handler = ConsoleHandler()
     handler.setFormatter(logging.Formatter("aidc: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])

@@ -41,6 +41,17 @@ POOLS = (
         prompt_tokens=2000.0,
         output_tokens=400.0,
     ),
+    PoolSpec(
+        "llama-405b-gb200",
+        "llama-3-1-405b",
+        GB200.name,
+        8,
+        replicas=1,
+        min_available=1,
+        policy="kv_aware",
+        prompt_tokens=2000.0,
+        output_tokens=400.0,
+    ),
 )
 """A pool whose hardware the fleet lacks places nothing, and says so once."""
 

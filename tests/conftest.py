@@ -8,6 +8,8 @@ from aidc.brokers import spawned_broker
 from protocols.endpoint import Endpoint
 
 BROKERS = ["mosquitto", "embedded"]
+pytest_plugins = ["pytester"]
+"""`pytester` runs a user's test session in a subprocess (tests/aidc/test_pytest_plugin.py)."""
 
 
 @pytest.fixture(scope="module", params=BROKERS)

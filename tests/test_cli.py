@@ -69,13 +69,6 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("name", ["demo", "scenario"])
-def test_unbuilt_subcommands_say_so_in_one_line(name: str) -> None:
-    result = aidc(name, "--broker", "embedded")
-    assert result.returncode == 2
-    assert result.stderr.strip() == f"aidc {name}: not built yet"
-
-
 def test_password_file_that_cannot_be_read_is_one_sentence() -> None:
     result = aidc("watch", "--broker", "mqtt://u@127.0.0.1:1", "--password-file", "/nonexistent")
     assert result.returncode == 2
