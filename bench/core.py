@@ -118,6 +118,7 @@ def serve_numpy(dt: float, arrivals: F64, clock: F64, up: Bool, kind: Any, *arra
     )
     per_seq_tokens, per_kv = params[9][kind], params[10][kind]
     work = prompt_work / clock
+    backlog[:] = np.where(up, waiting * work, backlog)
     busy = running >= 1e-9
     share = np.where(busy, PREFILL_SHARE, 1.0)
     ahead = np.maximum(backlog - 0.5 * dt * share, 0.0) + 0.5 * np.maximum(arrivals - 1, 0) * work

@@ -122,6 +122,9 @@ def _serve(
         work = prompt_work[k] * slowdown
         busy = running[r] >= 1e-9
         share = PREFILL_SHARE if busy else 1.0
+        # Queued prefill is priced at today's clock: work queued while the replica was
+        # throttled (or its GPUs idled at a low clock) must not linger once it is not.
+        backlog[r] = waiting[r] * work
         # Arrivals come at uniform times in the tick: on average half the tick's prefill has
         # been done, and half of the other arrivals are ahead.
         ahead = max(backlog[r] - 0.5 * dt * share, 0.0) + 0.5 * max(arrivals[r] - 1.0, 0.0) * work

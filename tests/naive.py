@@ -33,6 +33,7 @@ def serve(dt, arrivals, clock, up, kind, params, state, result):  # type: ignore
             prompt, output = params.prompt_tokens[k], params.output_tokens[k]
             work = prompt * params.prefill_s_per_token[k] / clock[r]
             share = 1.0 if state.running[r] < 1e-9 else share_busy
+            state.backlog_s[r] = state.waiting[r] * work  # priced at the current clock
             served_before = min(state.backlog_s[r], dt * share / 2)
             ahead = state.backlog_s[r] - served_before + max(arrivals[r] - 1, 0) * work / 2
             state.waiting[r] += arrivals[r]

@@ -153,3 +153,15 @@ def test_the_kernel_equals_its_naive_twin(n: int, seed: int, dt: float) -> None:
             np.testing.assert_allclose(
                 getattr(states[0], name), getattr(states[1], name), rtol=1e-9, atol=1e-12
             )
+
+
+def test_a_replica_that_stops_throttling_serves_its_queue_at_full_speed_again() -> None:
+    p = params(2)
+    state, result = ReplicaState.empty(2), TickResult.empty(2)
+    up, kind = np.ones(2, bool), np.arange(2)
+    # both queue the same requests; replica 1 does so at a tenth of its clock
+    serve(1.0, np.array([50.0, 50.0]), np.array([1.0, 0.1]), up, kind, p, state, result)
+    for _ in range(3):  # then both run at full clock
+        serve(1.0, np.zeros(2), np.ones(2), up, kind, p, state, result)
+    np.testing.assert_allclose(state.backlog_s, state.waiting * 1000.0 * 2e-5)
+    assert result.ttft_s[1] < 2 * result.ttft_s[0] + 0.1, "no slow work left over"
