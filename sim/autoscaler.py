@@ -1,7 +1,9 @@
 """Autoscaling a pool: toward a queue depth per replica or under a TTFT target, within its
-bounds; up at once, down only after the cooldown, and to its minimum when idle."""
+bounds; up at once, down only to the largest size wanted over the cooldown, and to its minimum
+when idle for that long."""
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 from sim.journal import AutoscalerSettings
@@ -42,16 +44,25 @@ def desired_replicas(settings: AutoscalerSettings, load: PoolLoad) -> int:
 
 
 class Autoscaler:
-    """Remembers when each pool last changed, to hold scale-down through the cooldown."""
+    """Holds scale-down back like Kubernetes' stabilization window: a pool shrinks only to the
+    largest size wanted over the last cooldown, and only after the cooldown since its last
+    change. (A queue that empties would otherwise send it to its minimum, and back.)"""
 
     def __init__(self) -> None:
         self._changed: dict[str, float] = {}
+        self._wanted: dict[str, deque[tuple[float, int]]] = {}
 
     def decide(self, settings: AutoscalerSettings, desired: int, load: PoolLoad, now: float) -> int:
         """The pool's new desired size (unchanged when disabled or cooling down)."""
         if not settings.enabled:
             return desired
         wanted = desired_replicas(settings, load)
+        recent = self._wanted.setdefault(settings.pool, deque())
+        recent.append((now, wanted))
+        while recent and recent[0][0] < now - settings.cooldown_s:
+            recent.popleft()
+        if wanted < desired:
+            wanted = min(desired, max(size for _, size in recent))
         cooling = now - self._changed.get(settings.pool, -math.inf) < settings.cooldown_s
         if wanted == desired or (wanted < desired and cooling):
             return desired

@@ -46,3 +46,13 @@ def test_up_at_once_down_after_the_cooldown() -> None:
     assert scaler.decide(s, 10, PoolLoad(10, 4.0, math.nan, 5.0), now=30.0) == 10
     assert scaler.decide(s, 10, PoolLoad(10, 4.0, math.nan, 5.0), now=61.0) == 1
     assert scaler.decide(settings(enabled=False), 3, PoolLoad(3, 99.0, math.nan, 9.0), 0.0) == 3
+
+
+def test_a_queue_that_empties_for_a_moment_does_not_shrink_the_pool() -> None:
+    scaler, s = Autoscaler(), settings()
+    assert scaler.decide(s, 2, PoolLoad(2, 40.0, math.nan, 50.0), now=0.0) == 10
+    assert scaler.decide(s, 10, PoolLoad(10, 36.0, math.nan, 50.0), now=65.0) == 9
+    assert scaler.decide(s, 9, PoolLoad(9, 36.0, math.nan, 50.0), now=128.0) == 9
+    # the queue is drained now, past the cooldown, but the last minute still wanted 9
+    assert scaler.decide(s, 9, PoolLoad(9, 0.0, math.nan, 50.0), now=130.0) == 9
+    assert scaler.decide(s, 9, PoolLoad(9, 0.0, math.nan, 50.0), now=200.0) == 1
