@@ -225,7 +225,11 @@ class World:
         """Replicas with a device that stopped reporting stop; their requests are lost."""
         states = self.pools.replicas["state"]
         active = states != STOPPED
-        broken = np.flatnonzero(active & self._gpus_of_replicas[1])
+        missing = self._gpus_of_replicas[1].copy()
+        lpus = self.fleet.devices["lpu"].table
+        lpu_owner = self.pools.owners("lpu")[: len(lpus)]
+        missing[lpu_owner[(lpu_owner >= 0) & ~lpus["present"]]] = True  # a chip of an LPU replica
+        broken = np.flatnonzero(active & missing)
         names = list(self.pools.pools)
         for row in broken.tolist():
             pool = names[int(self.pools.replicas["pool"][row])]

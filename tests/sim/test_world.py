@@ -204,3 +204,20 @@ def test_without_a_route_traffic_skips_pools_that_cannot_serve() -> None:
         arrived += report.pools["a"].arrivals_per_s * 0.5
     assert unroutable == 0, "no B200s here: that pool gets no share"
     assert arrived == pytest.approx(4.0 * 100.0, rel=0.2)
+
+
+def test_an_lpu_replica_that_loses_a_chip_stops_and_is_placed_again() -> None:
+    spec = next(p for p in POOLS if p.hardware == GROQ_LPU.name)
+    world = site(pools=(spec,))
+    for rack in ("l0", "l1", "l2"):
+        world.fleet.on_birth(lpu_rack(rack), 0.0)
+    _, t = run(world, 0.0, 200.0, dt=1.0)
+    pool = world.pools.pools[spec.pool]
+    assert world.pools.counts(pool)[READY] == 2
+    owner = world.pools.owners("lpu")
+    chip = int(np.flatnonzero(owner >= 0)[0])
+    world.fleet.devices["lpu"].table["present"][chip] = False  # the chip fails
+    run(world, t, 1.0, dt=1.0)
+    assert world.pools.owners("lpu")[chip] < 0, "its replica let go of it"
+    _, t = run(world, t + 1.0, 200.0, dt=1.0)
+    assert world.pools.counts(pool)[READY] == 2, "placed again on the spare rack"
