@@ -14,12 +14,14 @@ from tui.validate import InvalidInput, command, number
 
 
 def current_split(states: PoolStates, model: str) -> dict[str, float]:
-    """A model's route weights; without a route the core splits evenly over its pools."""
+    """A model's route weights; without a route the core splits evenly over its pools that
+    have ready replicas (over all of them when none has)."""
     pools = [p.pool for p in states.pools if p.model == model]
     route = next((r for r in states.routes if r.model == model), None)
     if route is not None:
         return {pool: route.weights.get(pool, 0.0) for pool in pools}
-    return {pool: 100.0 / len(pools) for pool in pools} if pools else {}
+    able = [p.pool for p in states.pools if p.model == model and p.replicas_ready] or pools
+    return {pool: 100.0 / len(able) if pool in able else 0.0 for pool in pools}
 
 
 class RouteDialog(Form[Route]):
