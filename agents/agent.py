@@ -4,6 +4,7 @@ assignments and commands applied to its devices."""
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -54,6 +55,7 @@ class Agent:
         interval_s: float,
         complaints: Complaints,
         link_log: logging.Logger,
+        own_login: bool = False,
     ) -> None:
         self.site = site
         self.group = group
@@ -74,6 +76,8 @@ class Agent:
         self._core_session: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._power_task: asyncio.Task[None] | None = None
+        if own_login:  # the broker knows this agent by its id, as `aidc acl` sets it up
+            endpoint = dataclasses.replace(endpoint, username=self.id)
         self.link = Link(
             endpoint,
             f"aidc-{site}-{self.id}",

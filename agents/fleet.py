@@ -56,6 +56,7 @@ class Fleet:
         shard: tuple[int, int] = (0, 1),
         per_node: bool = False,
         fault_rates: FaultRates | None = None,
+        agent_logins: bool = False,
     ) -> None:
         self.site = site
         self.interval_s = interval_s
@@ -86,6 +87,7 @@ class Fleet:
                             interval_s,
                             self.complaints,
                             link_log,
+                            agent_logins,
                         )
                     )
         phases = self.rng.uniform(0, interval_s, len(self.agents))

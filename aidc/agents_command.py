@@ -9,6 +9,7 @@ from agents.topology import Site, TopologyError, generated_site, load_site
 from aidc.brokers import broker
 from aidc.console import StatusLine, progress_bar
 from aidc.errors import UsageError
+from protocols.endpoint import Endpoint
 
 STATUS_EVERY_S = 1.0
 
@@ -25,6 +26,12 @@ def site_of(args: argparse.Namespace) -> Site:
         raise UsageError(str(error)) from None
 
 
+def agent_ids(args: argparse.Namespace) -> list[str]:
+    """The ids the site's agents connect under (for `aidc acl`)."""
+    fleet = Fleet(site_of(args), Endpoint("localhost", 1883), per_node=args.connection == "node")
+    return [agent.id for agent in fleet.agents]
+
+
 async def run_agents(args: argparse.Namespace, password: str | None) -> None:
     """Run the fleet until cancelled, showing progress, then its status, on one line."""
     site = site_of(args)
@@ -37,6 +44,7 @@ async def run_agents(args: argparse.Namespace, password: str | None) -> None:
             shard=args.shard,
             per_node=args.connection == "node",
             fault_rates=dict(args.fault_rate),
+            agent_logins=args.agent_logins,
         )
         shard = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard[1] > 1 else ""
         print(

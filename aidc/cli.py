@@ -166,6 +166,13 @@ def run_until_signalled(coroutine: Coroutine[Any, Any, object]) -> None:
     asyncio.run(guarded())
 
 
+def _run_acl(args: argparse.Namespace) -> int:
+    from aidc.acl import run_acl
+    from aidc.agents_command import agent_ids
+
+    return run_acl(args, agent_ids(args))
+
+
 def _run_tui(args: argparse.Namespace) -> int:
     from aidc.tui_command import run_tui
 
@@ -226,7 +233,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="random faults per device per hour, e.g. xid=0.001 (repeatable; kinds: "
         "xid, cooling, link_flap, pause_storm, lpu_chip)",
     )
+    agents.add_argument(
+        "--agent-logins",
+        action="store_true",
+        help="each agent logs in with its own id as user name and the fleet's password, as "
+        "`aidc acl` sets the broker up",
+    )
     agents.set_defaults(run=_async_command("aidc.agents_command", "run_agents"))
+
+    acl = sub.add_parser(
+        "acl",
+        help="write a mosquitto password file and ACL for a site's roles",
+        description="Write passwd, acl and mosquitto.conf for the roles operator (reads, "
+        "commands), viewer (reads state), core (everything) and one login per agent (speaks "
+        "only for itself). Passwords come from AIDC_ACL_<ROLE>_PASSWORD or are generated, "
+        "and are written to OUT/secrets/.",
+    )
+    acl.add_argument("--site", type=_site, default=DEFAULT_SITE, help="site id (default dc1)")
+    acl.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
+    acl.add_argument("--port", type=_positive(int), default=1883, help="listener port (1883)")
+    acl_source = acl.add_mutually_exclusive_group()
+    acl_source.add_argument("--topology", type=Path, metavar="FILE", help="a TOML site")
+    acl_source.add_argument("--racks", type=_positive(int), metavar="N", help="N racks")
+    acl.add_argument("--rack-kind", choices=RACK_KIND_NAMES, default="nvl72")
+    acl.add_argument("--connection", choices=["rack", "node"], default="rack")
+    acl.set_defaults(run=_run_acl)
 
     core = sub.add_parser(
         "core",
