@@ -43,15 +43,23 @@ def _max_per_node(values: npt.NDArray[Any], node: npt.NDArray[Any], nodes: int) 
     return out
 
 
+def _rows_of(node: npt.NDArray[Any], only: int | None) -> slice | npt.NDArray[np.intp]:
+    """The device rows of node row `only`, or all of them."""
+    return slice(None) if only is None else np.flatnonzero(node == only)
+
+
 class NodeTable:
     """Every node's row of the nodes view, as columns."""
 
-    def __init__(self, world: World, now: float, nic_gbps: F64) -> None:
+    def __init__(self, world: World, now: float, nic_gbps: F64, only: int | None = None) -> None:
+        """Every node's figures; with `only` (a node row), only that node's are filled in, so
+        one node's detail reads its own devices rather than the fleet's."""
         fleet, n = world.fleet, len(world.fleet.nodes)
         gpus = fleet.devices["gpu"]
         table = gpus.table
-        node = table["node"]
-        owner = world.pools.owners("gpu")[: len(table)]
+        mine = _rows_of(table["node"], only)
+        node = table["node"][mine]
+        owner = world.pools.owners("gpu")[: len(table)][mine]
         held = owner >= 0
         self.world, self.n = world, n
         self.ids = fleet.nodes.ids
@@ -59,17 +67,17 @@ class NodeTable:
         self.kind = fleet.nodes["kind"].astype(np.int64)
         self.state = world.control.node_states(now).astype(np.int64)
         self.gpus = fleet.nodes["gpus"].astype(np.float64)
-        self.healthy = _per_node(table["present"], node, n)
+        self.healthy = _per_node(table["present"][mine], node, n)
         self.allocated = _per_node(held, node, n)
         devices = np.maximum(self.gpus, 1.0)
-        util = _per_node(gpus.gauge("DCGM_FI_DEV_GPU_UTIL"), node, n)
+        util = _per_node(gpus.gauge("DCGM_FI_DEV_GPU_UTIL")[mine], node, n)
         self.utilization = util / devices
-        self.temperature_c = _max_per_node(gpus.gauge("DCGM_FI_DEV_GPU_TEMP"), node, n)
-        self.power_w = _per_node(gpus.gauge("DCGM_FI_DEV_POWER_USAGE"), node, n)
-        self.last_xid = _max_per_node(gpus.gauge("DCGM_FI_DEV_XID_ERRORS"), node, n)
-        nic_node = fleet.devices["nic"].table["node"]
-        known = min(len(nic_gbps), len(nic_node))
-        self.nic_gbps = _per_node(nic_gbps[:known], nic_node[:known], n)
+        self.temperature_c = _max_per_node(gpus.gauge("DCGM_FI_DEV_GPU_TEMP")[mine], node, n)
+        self.power_w = _per_node(gpus.gauge("DCGM_FI_DEV_POWER_USAGE")[mine], node, n)
+        self.last_xid = _max_per_node(gpus.gauge("DCGM_FI_DEV_XID_ERRORS")[mine], node, n)
+        nic_node = fleet.devices["nic"].table["node"][: len(nic_gbps)]
+        nics = _rows_of(nic_node, only)
+        self.nic_gbps = _per_node(nic_gbps[: len(nic_node)][nics], nic_node[nics], n)
         pool_of_gpu = np.where(held, world.pools.replicas["pool"][np.maximum(owner, 0)], -1)
         self.pool = np.full(n, -1, np.int64)
         np.maximum.at(self.pool, node, pool_of_gpu.astype(np.int64))

@@ -206,7 +206,7 @@ class Views:
                     },
                 }
             )
-        page = NodeTable(self.world, now, self.nic_gbps)
+        page = NodeTable(self.world, now, self.nic_gbps, only=row)
         intent = self.world.control.intents.get(query.node)
         return {
             **page.row(row),

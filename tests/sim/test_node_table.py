@@ -80,4 +80,6 @@ def test_node_detail_lists_devices_and_nics() -> None:
     assert detail["node"] == "r0-n1"
     assert len(detail["devices"]) == 8
     assert [nic["nic"] for nic in detail["nics"]] == list(range(8))
+    (row,) = nodes_page(world, query(filter="r0-n1"), t, views.nic_gbps)["nodes"]
+    assert {key: detail[key] for key in row} == row, "one node's figures as the list has them"
     assert "link_down_events_phy" in detail["nics"][0]
