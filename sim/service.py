@@ -42,6 +42,7 @@ from protocols.messages import (
 from protocols.topics import (
     AgentTopic,
     StateView,
+    Topic,
     agent_filter,
     agent_topic,
     command_topic,
@@ -72,11 +73,6 @@ NVLINK_BUSY_BPS = 1e11
 """NVLink traffic of a busy GPU each way: tensor-parallel all-reduces."""
 RECENT_EVENTS = 1000
 """Events a `query what=events` can read back."""
-
-
-def _impostor(topic: str, agent: str) -> str:
-    """The sentence for a message that speaks for another agent than its topic names."""
-    return f"{topic}: a message of agent {agent} on another agent's topic"
 
 
 class CoreService:
@@ -172,24 +168,19 @@ class CoreService:
             kind = parsed.kind
             if kind == AgentTopic.TELEMETRY:
                 telemetry = codec.TELEMETRY.decode(payload)
-                if telemetry.agent != parsed.agent:
-                    self.complaints.reject("identity", _impostor(topic, telemetry.agent))
-                elif problem := self.fleet.on_telemetry(telemetry, now):
-                    self.complaints.reject("telemetry", problem)
-                    await self._ask_rebirth(parsed.rack, telemetry)
-                else:
-                    self._ingested += 1
+                if self._speaks_for_itself(topic, parsed, telemetry.agent):
+                    await self._ingest(parsed.rack, telemetry, now)
             elif kind == AgentTopic.BIRTH:
                 birth = codec.BIRTH.decode(payload)
-                if (birth.agent, birth.rack) != (parsed.agent, parsed.rack):
-                    self.complaints.reject("identity", _impostor(topic, birth.agent))
-                else:
+                if self._speaks_for_itself(topic, parsed, birth.agent, birth.rack):
                     self.fleet.on_birth(birth, now)
             elif kind == AgentTopic.DEATH:
                 death = codec.DEATH.decode(payload)
-                if death.agent != parsed.agent:
-                    self.complaints.reject("identity", _impostor(topic, death.agent))
-                elif self.fleet.on_death(death) and not death.clean:
+                if (
+                    self._speaks_for_itself(topic, parsed, death.agent)
+                    and self.fleet.on_death(death)
+                    and not death.clean
+                ):
                     self._event(
                         "error", f"agent/{death.agent}", "death", f"agent {death.agent} died"
                     )
@@ -199,6 +190,26 @@ class CoreService:
             self.complaints.reject("malformed", f"{topic}: {error}")
         except Exception:  # a bug must not take the control plane down with it
             log.exception("could not handle a message on %s; carrying on", topic)
+
+    async def _ingest(self, rack: str, telemetry: Telemetry, now: float) -> None:
+        """Store a telemetry batch, or count why not (and ask for a birth we may have missed)."""
+        if problem := self.fleet.on_telemetry(telemetry, now):
+            self.complaints.reject("telemetry", problem)
+            await self._ask_rebirth(rack, telemetry)
+        else:
+            self._ingested += 1
+
+    def _speaks_for_itself(
+        self, topic: str, parsed: Topic, agent: str, rack: str | None = None
+    ) -> bool:
+        """Whether a message speaks for the agent (and rack) its topic names; one that speaks
+        for another is counted and dropped."""
+        if agent == parsed.agent and rack in (None, parsed.rack):
+            return True
+        self.complaints.reject(
+            "identity", f"{topic}: a message of agent {agent} on another agent's topic"
+        )
+        return False
 
     async def _command(self, payload: bytes | bytearray, now: float) -> None:
         """Answer a command in its own encoding; a malformed one gets a reply if it has an id."""
