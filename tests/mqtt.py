@@ -3,8 +3,11 @@
 import asyncio
 import contextlib
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import aiomqtt
@@ -82,3 +85,30 @@ def wait_listening(port: int, timeout: float = 15) -> None:
     while not listening(port):
         assert time.monotonic() < deadline, f"nothing listens on {port}"
         time.sleep(0.05)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def spawn_aidc(*args: str, log: Path | None = None) -> subprocess.Popen[str]:
+    """`python -m aidc ARGS` from the repository, in a session of its own (so a signal to its
+    group reaches every child it starts); its output appended to `log`, or piped without one."""
+    command = [sys.executable, "-m", "aidc", *args]
+    if log is None:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    with log.open("a") as out:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )

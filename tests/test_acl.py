@@ -24,22 +24,9 @@ from protocols.commands import Reply
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import Summary
-from tests.mqtt import Inbox, running, until, wait_listening
+from tests.mqtt import ROOT, Inbox, running, spawn_aidc, until, wait_listening
 
-ROOT = Path(__file__).resolve().parents[1]
 SITE = "acl1"
-
-
-def aidc(*args: str, **kwargs: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "aidc", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        **kwargs,  # type: ignore[call-overload]
-    )
 
 
 class Secured:
@@ -75,19 +62,16 @@ def _secured(out: Path, port: int) -> Iterator[Secured]:
     broker = subprocess.Popen(
         ["mosquitto", "-c", str(out / "mosquitto.conf")], stderr=subprocess.DEVNULL
     )
-    url = f"mqtt://{{}}@127.0.0.1:{port}"
+    broker_url = f"mqtt://127.0.0.1:{port}"
+    common = ("--site", SITE, "--broker")
     processes = []
     try:
         wait_listening(port)
-        processes.append(
-            aidc("core", "--broker", url.format("core"), "--password-file", str(secrets / "core"),
-                 "--site", SITE, "--tick", "0.2", "--speed", "30")
-        )  # fmt: skip
-        processes.append(
-            aidc("agents", "--broker", f"mqtt://127.0.0.1:{port}", "--password-file",
-                 str(secrets / "agent"), "--agent-logins", "--site", SITE, "--racks", "2",
-                 "--rack-kind", "hgx-h100", "--interval", "0.2")
-        )  # fmt: skip
+        core_login = ("--password-file", str(secrets / "core"), "--tick", "0.2", "--speed", "30")
+        processes.append(spawn_aidc("core", *common, f"mqtt://core@127.0.0.1:{port}", *core_login))
+        fleet = ("--racks", "2", "--rack-kind", "hgx-h100", "--interval", "0.2", "--agent-logins")
+        agent_login = ("--password-file", str(secrets / "agent"))
+        processes.append(spawn_aidc("agents", *common, broker_url, *agent_login, *fleet))
         yield Secured(port, secrets)
     finally:
         for process in processes:

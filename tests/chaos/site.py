@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +17,8 @@ from protocols.codec import decode_message, encode
 from protocols.commands import OperatorCommand, Query, Reply
 from protocols.endpoint import Endpoint
 from protocols.link import Link
-from tests.mqtt import running
+from tests.mqtt import running, spawn_aidc
 
-ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_S = 30.0
 REPLY_TIMEOUT_S = 30.0
 """A fresh numba cache compiles the core's kernels before it answers."""
@@ -32,19 +30,6 @@ def report(test: str, **figures: object) -> None:
     if path:
         with open(path, "a") as out:
             out.write(json.dumps({"test": test, **figures}) + "\n")
-
-
-def _spawn(log: Path, *args: str) -> subprocess.Popen[str]:
-    """`aidc ARGS` in its own session, its stderr appended to `log` (a pipe could fill up)."""
-    with log.open("a") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "aidc", *args],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            text=True,
-            start_new_session=True,
-        )
 
 
 class LiveSite:
@@ -71,22 +56,16 @@ class LiveSite:
     def start_core(self) -> None:
         """Start (or restart) the core at 30x, with its journal."""
         args = ("--tick", str(self.tick_s), "--speed", "30", "--state-db", str(self.journal))
-        self.processes["core"] = _spawn(
-            self.logs / "core.log", "core", "--broker", self.url, "--site", self.site, *args
+        self.processes["core"] = spawn_aidc(
+            "core", "--broker", self.url, "--site", self.site, *args, log=self.logs / "core.log"
         )
 
     def start_fleet(self, name: str = "fleet", *args: str) -> None:
         """Start a fleet of HGX H100 racks reporting every 0.2 s."""
         racks = ("--racks", str(self.racks), "--rack-kind", "hgx-h100", "--interval", "0.2")
-        self.processes[name] = _spawn(
-            self.logs / f"{name}.log",
-            "agents",
-            "--broker",
-            self.url,
-            "--site",
-            self.site,
-            *racks,
-            *args,
+        where = ("--broker", self.url, "--site", self.site)
+        self.processes[name] = spawn_aidc(
+            "agents", *where, *racks, *args, log=self.logs / f"{name}.log"
         )
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:

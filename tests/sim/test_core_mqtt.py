@@ -8,9 +8,7 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -21,23 +19,11 @@ from protocols.commands import Command, InjectFault, Query, Reply
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import PoolStates, RackStates, Summary
-from tests.mqtt import running
+from tests.mqtt import running, spawn_aidc
 from tests.mqtt import until as wait_until
 from tests.sim.test_pools import hgx_rack
 
-ROOT = Path(__file__).resolve().parents[2]
 SITE = "core1"
-
-
-def start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "aidc", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +31,8 @@ def site() -> Iterator[Endpoint]:
     """mosquitto, a core at 30x and two HGX H100 racks of agents."""
     with spawned_broker("mosquitto") as endpoint:
         url = f"mqtt://127.0.0.1:{endpoint.port}"
-        core = start("core", "--broker", url, "--site", SITE, "--tick", "0.2", "--speed", "30")
-        agents = start(
+        core = spawn_aidc("core", "--broker", url, "--site", SITE, "--tick", "0.2", "--speed", "30")
+        agents = spawn_aidc(
             "agents",
             "--broker",
             url,

@@ -5,10 +5,7 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,9 +13,8 @@ from aidc.brokers import spawned_broker
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import PoolStates, Summary
-from tests.mqtt import running, until
+from tests.mqtt import running, spawn_aidc, until
 
-ROOT = Path(__file__).resolve().parents[2]
 SITE = "tui1"
 GPUS = 3 * 32
 TOPOLOGY = """
@@ -32,17 +28,6 @@ count = 1
 """
 COLD_START_S = 120.0
 """A fresh numba cache compiles the core's kernels before its first tick."""
-
-
-def _aidc(log: Path, *args: str) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "aidc", *args],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 async def _serving(endpoint: Endpoint) -> None:
@@ -69,9 +54,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     with spawned_broker("mosquitto") as broker:
         url = f"mqtt://127.0.0.1:{broker.port}"
         common = ("--broker", url, "--site", SITE)
-        core = _aidc(tmp / "core.log", "core", *common, "--tick", "0.2", "--speed", "30")
-        agents = _aidc(
-            tmp / "agents.log", "agents", *common, "--topology", str(topology), "--interval", "0.2"
+        core = spawn_aidc("core", *common, "--tick", "0.2", "--speed", "30", log=tmp / "core.log")
+        agents = spawn_aidc(
+            "agents",
+            *common,
+            "--topology",
+            str(topology),
+            "--interval",
+            "0.2",
+            log=tmp / "agents.log",
         )
         endpoint = Endpoint(broker.host, broker.port, mqtt5=True)
         try:
