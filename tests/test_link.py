@@ -208,3 +208,24 @@ async def test_abort_fires_the_will_and_leaves_the_event_loop_clean(broker: Endp
         await asyncio.sleep(0.2)  # let any callback left behind by the closed socket run
     assert DEATH.decode(bytes(message.payload)) == Death("r3", 1)
     assert loop_errors == []
+
+
+async def test_a_cancellation_swallowed_below_a_publish_still_stops_the_task(
+    broker: Endpoint,
+) -> None:
+    """Python 3.11's wait_for (which aiomqtt awaits acknowledgements with) can return instead
+    of raising a cancellation; the next publish must raise it, or the task runs on for ever."""
+    link = Link(broker, "swallowed")
+    async with running(link):
+
+        async def owner() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)  # the cancellation, swallowed as wait_for can
+            await link.publish(f"aidc/v1/{SITE}/noise", b"x", qos=1)
+            raise AssertionError("published on after being cancelled")
+
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.create_task(owner())
