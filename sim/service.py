@@ -347,10 +347,10 @@ class CoreService:
             await self._send(events_topic(self.site), encode(Events(events)), qos=1)
         self._last_fabric = self.fabric.view(report.time)
         await self._send(state_topic(self.site, StateView.FABRIC), encode(self._last_fabric))
-        await self._assign(report.time, dt)
+        self._assign(report.time, dt)
         await self._flush_agent_commands()
 
-    async def _assign(self, now: float, dt: float) -> None:
+    def _assign(self, now: float, dt: float) -> None:
         """Send every agent the load of its GPUs, NICs and switch ports."""
         gpu = self.world.gpu_load()
         net = self.fabric.load(self.world.result.tokens, dt)
@@ -367,16 +367,13 @@ class CoreService:
             ),
             "port": (PortLoad, {"busy": net.port_busy, "congestion": net.port_congestion}),
         }
-        # Births may arrive while this awaits its sends: go by a snapshot, and leave devices
-        # newer than the loads to the next tick.
-        for name, agent in list(self.fleet.agents.items()):
+        for name, agent in self.fleet.agents.items():
             if not agent.alive:
                 continue
             blocks: dict[str, Any] = {}
             for kind, (block, values) in loads.items():
                 rows = agent.device_rows[kind]
-                known = len(next(iter(values.values())))
-                if not rows.size or rows.max() >= known:
+                if not rows.size:
                     continue
                 table = self.fleet.devices[kind].table
                 spec = layout(block)
