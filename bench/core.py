@@ -7,8 +7,9 @@ The site is GB200 NVL72 racks (as agents would announce them), one pool of Llama
 tensor parallel 4 on every GPU, and Poisson traffic at about half its capacity. A tick is
 `World.tick` with dt = 1 s: health policy, control plane, routing (least outstanding),
 serving, latency histograms, pool figures and autoscaling. The numpy twin runs the same tick
-with the three numba kernels that scale with the fleet (serving, water-filling, histogram
-adds) swapped for vectorised numpy versions defined here.
+with every kernel that scales with the fleet swapped for a vectorised numpy version defined
+here. The kernels run on numba's threads (all cores unless NUMBA_NUM_THREADS says fewer);
+each size is also timed on one thread.
 """
 
 import argparse
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -303,6 +305,10 @@ def measure(gpus: int, ticks: int) -> dict[str, float]:
     build_s = time.perf_counter() - built
     memory = rss_mib() - before
     numba_ticks = tick_times(world, ticks, 1000.0)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    one_thread_ticks = tick_times(world, ticks, 1500.0)
+    numba.set_num_threads(threads)
     with numpy_twin():
         twin_ticks = tick_times(world, max(3, ticks // 3), 2000.0)
     return {
@@ -310,6 +316,7 @@ def measure(gpus: int, ticks: int) -> dict[str, float]:
         "replicas": float(len(world.pools.replicas)),
         "build_s": build_s,
         "tick_ms": statistics.median(numba_ticks) * 1e3,
+        "one_thread_ms": statistics.median(one_thread_ticks) * 1e3,
         "twin_ms": statistics.median(twin_ticks) * 1e3,
         "bytes_per_gpu": memory * 2**20 / max(len(world.fleet.devices["gpu"].table), 1),
     }
@@ -350,12 +357,10 @@ def main() -> None:
         "(first tick of a fresh process minus a steady one)"
     )
     print(
-        "|      GPUs | replicas | tick ms (numba) | tick ms (numpy twin) | speed-up "
-        "| memory B/GPU | build s |"
+        f"| GPUs | replicas | tick ms (numba, {numba.get_num_threads()} threads) "
+        "| tick ms (numba, 1 thread) | tick ms (numpy twin) | speed-up | memory B/GPU | build s |"
     )
-    print(
-        "|----------:|---------:|----------------:|---------------------:|---------:|-------------:|--------:|"
-    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for gpus in (int(g) for g in args.gpus.split(",")):
         run = subprocess.run(
             [sys.executable, __file__, "--one", str(gpus), "--ticks", str(args.ticks)],
@@ -365,9 +370,9 @@ def main() -> None:
         )
         r = json.loads(run.stdout.strip().splitlines()[-1])
         print(
-            f"| {r['gpus']:>9,.0f} | {r['replicas']:>8,.0f} | {r['tick_ms']:>15.1f} "
-            f"| {r['twin_ms']:>20.1f} | {r['twin_ms'] / r['tick_ms']:>7.1f}x "
-            f"| {r['bytes_per_gpu']:>12,.0f} | {r['build_s']:>7.1f} |",
+            f"| {r['gpus']:,.0f} | {r['replicas']:,.0f} | {r['tick_ms']:.1f} "
+            f"| {r['one_thread_ms']:.1f} | {r['twin_ms']:.1f} | {r['twin_ms'] / r['tick_ms']:.1f}x "
+            f"| {r['bytes_per_gpu']:,.0f} | {r['build_s']:.1f} |",
             flush=True,
         )
     print("Goals: a 1M-GPU tick <= 20 ms median, >= 10x faster than the numpy twin.")

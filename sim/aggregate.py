@@ -2,7 +2,9 @@
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from numba import njit, prange
+
+from sim.chunks import CHUNKS, chunk
 
 F64 = npt.NDArray[np.float64]
 
@@ -59,7 +61,7 @@ def rack_totals(
     return totals
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _pool_totals(
     pool: np.ndarray,
     ttft_slo: np.ndarray,
@@ -70,15 +72,21 @@ def _pool_totals(
     out: np.ndarray,
 ) -> None:
     summed = len(per_replica)
-    for r in range(pool.shape[0]):
-        g = pool[r]
-        if g < 0:
-            continue
-        out[g, 0] += 1.0
-        for c in range(summed):
-            out[g, 1 + c] += per_replica[c][r]
-        if ttft[r] <= ttft_slo[g] and itl[r] <= itl_slo[g]:
-            out[g, 1 + summed] += per_replica[summed - 1][r]
+    partial = np.zeros((CHUNKS, out.shape[0], out.shape[1]))
+    for c in prange(CHUNKS):
+        lo, hi = chunk(pool.shape[0], c)
+        mine = partial[c]
+        for r in range(lo, hi):
+            g = pool[r]
+            if g < 0:
+                continue
+            mine[g, 0] += 1.0
+            for k in range(summed):
+                mine[g, 1 + k] += per_replica[k][r]
+            if ttft[r] <= ttft_slo[g] and itl[r] <= itl_slo[g]:
+                mine[g, 1 + summed] += per_replica[summed - 1][r]
+    for c in range(CHUNKS):
+        out += partial[c]
 
 
 def pool_totals(

@@ -11,8 +11,9 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from numba import njit, prange
 
+from sim.chunks import CHUNKS, chunk
 from sim.fleet_state import FleetState
 
 APPLICATION_XIDS = frozenset({13, 31, 43, 45, 68})
@@ -45,9 +46,10 @@ def _grew(values: np.ndarray, last: np.ndarray, out: np.ndarray) -> None:
 
 GONE, NEW_XID, THROTTLING = 1, 2, 4
 """What `scan_gpus` found on a GPU, as bits."""
+_STRAY = "a GPU names a node beyond alive_nodes"
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _scan_gpus(
     present: np.ndarray,
     node: np.ndarray,
@@ -61,23 +63,42 @@ def _scan_gpus(
     rows: np.ndarray,
     found: np.ndarray,
 ) -> int:
-    n = 0
-    for i in range(present.size):
-        gone = not present[i] and alive_nodes[node[i]]
-        throttling = thermal[i] > last_thermal[i]
-        bits = 0
-        if gone and not was_gone[i]:
-            bits |= GONE
-        if xid_count[i] > last_xid[i]:
-            bits |= NEW_XID
-        if throttling and not was_throttling[i]:
-            bits |= THROTTLING
-        was_gone[i], was_throttling[i] = gone, throttling
-        last_xid[i], last_thermal[i] = xid_count[i], thermal[i]
-        if bits:
-            rows[n], found[n] = i, bits
-            n += 1
-    return n
+    n = present.size
+    hits = np.zeros(CHUNKS, np.int64)
+    strays = 0
+    for c in prange(CHUNKS):
+        lo, hi = chunk(n, c)
+        for i in range(lo, hi):
+            if not 0 <= node[i] < alive_nodes.size:
+                strays += 1
+                found[i] = 0
+                continue
+            gone = not present[i] and alive_nodes[node[i]]
+            throttling = thermal[i] > last_thermal[i]
+            bits = 0
+            if gone and not was_gone[i]:
+                bits |= GONE
+            if xid_count[i] > last_xid[i]:
+                bits |= NEW_XID
+            if throttling and not was_throttling[i]:
+                bits |= THROTTLING
+            was_gone[i], was_throttling[i] = gone, throttling
+            last_xid[i], last_thermal[i] = xid_count[i], thermal[i]
+            found[i] = bits
+            hits[c] += bits != 0
+    if strays:
+        return -1
+    # Compact in place, in GPU order, visiting only the chunks where something was found.
+    k = 0
+    for c in range(CHUNKS):
+        if hits[c] == 0:
+            continue
+        lo, hi = chunk(n, c)
+        for i in range(lo, hi):
+            if found[i]:
+                rows[k], found[k] = i, found[i]
+                k += 1
+    return k
 
 
 class GpuBaseline:
@@ -105,16 +126,17 @@ def scan_gpus(
     """In one pass over the GPUs, those that changed since `baseline` (which is updated):
     their rows and what happened, as GONE (stopped reporting while its agent is alive),
     NEW_XID (the XID count rose) and THROTTLING (the thermal-violation counter started
-    rising) bits. GPUs new since the last scan start from what they show now."""
+    rising) bits. GPUs new since the last scan start from what they show now. A GPU that names
+    a node beyond `alive_nodes` is a bug: it raises ValueError (after the others are scanned)."""
     n = present.shape[0]
     if any(a.shape != (n,) for a in (node, xid_count, thermal)):
         raise ValueError(f"every GPU array must have shape ({n},)")
-    if n and (node.min() < 0 or node.max() >= alive_nodes.shape[0]):
-        raise ValueError("a GPU names a node beyond alive_nodes")
     known = baseline.was_gone.shape[0]
     if known != n:
         keep = slice(0, min(known, n))
         fresh = slice(min(known, n), n)
+        if n > known and not ((node[fresh] >= 0) & (node[fresh] < alive_nodes.size)).all():
+            raise ValueError(_STRAY)
         baseline.was_gone = np.concatenate(
             [baseline.was_gone[keep], ~present[fresh] & alive_nodes[node[fresh]]]
         )
@@ -127,6 +149,8 @@ def scan_gpus(
     found = np.empty(n, np.uint8)
     kernel_args = [present, node, alive_nodes, xid_count, thermal, *baseline.arrays(), rows, found]
     count = _scan_gpus(*kernel_args)
+    if count < 0:
+        raise ValueError(_STRAY)
     return rows[:count], found[:count]
 
 

@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from numba import njit, prange
+
+from sim.chunks import CHUNKS, chunk
 
 F64 = npt.NDArray[np.float64]
 Index = npt.NDArray[np.integer[Any]]
@@ -46,6 +48,9 @@ _CELL_BINS = _CELL_BINS.astype(np.int16)
 """_CELL_BINS[cell]: the bin of the lowest value of each cell from 2**_LOW_EXPONENT up."""
 
 BAD_ENTITY, BAD_VALUE, BAD_WEIGHT = 1, 2, 3
+PARALLEL_CELLS = 100_000
+"""Histograms of at most this many cells in all (a few hundred entities) are added to in
+parallel, each chunk of observations into its own copy; larger ones in one pass."""
 
 
 @njit(cache=True)
@@ -63,6 +68,61 @@ def _bin_of(edges: np.ndarray, cell_bins: np.ndarray, value: float, bits: int) -
 
 
 @njit(cache=True)
+def _problem(rows: int, entity: np.ndarray, value_s: np.ndarray, weight: np.ndarray) -> int:
+    """0 if every observation is fit to count, else the first kind of problem found."""
+    # Without branches, so the check vectorises (NaN fails every comparison).
+    ok = True
+    for i in range(entity.size):
+        ok &= (entity[i] >= 0) & (entity[i] < rows)
+        ok &= (
+            (value_s[i] >= 0.0) & (value_s[i] < np.inf) & (weight[i] >= 0.0) & (weight[i] < np.inf)
+        )
+    if ok:
+        return 0
+    for i in range(entity.size):
+        if not 0 <= entity[i] < rows:
+            return BAD_ENTITY
+        if not 0.0 <= value_s[i] < np.inf:
+            return BAD_VALUE
+    return BAD_WEIGHT
+
+
+@njit(cache=True)
+def _accumulate(
+    counts: np.ndarray,
+    sum_s: np.ndarray,
+    edges: np.ndarray,
+    cell_bins: np.ndarray,
+    entity: np.ndarray,
+    value_s: np.ndarray,
+    value_bits: np.ndarray,
+    weight: np.ndarray,
+    part: int,
+    lo: int,
+    hi: int,
+) -> None:
+    """Count observations lo..hi (checked) into `counts[part]` and `sum_s[part]`."""
+    # Runs of one entity and one bin (a pool's replicas, alike) add up in registers: adding
+    # to the same memory cell each time would chain every addition on the one before.
+    row, b, run_weight, run_sum = -1, 0, 0.0, 0.0
+    for i in range(lo, hi):
+        w = weight[i]
+        if w == 0.0:
+            continue
+        bin_i = _bin_of(edges, cell_bins, value_s[i], value_bits[i])
+        if entity[i] != row or bin_i != b:
+            if row >= 0:
+                counts[part, row, b] += run_weight
+                sum_s[part, row] += run_sum
+            row, b, run_weight, run_sum = entity[i], bin_i, 0.0, 0.0
+        run_weight += w
+        run_sum += w * value_s[i]
+    if row >= 0:
+        counts[part, row, b] += run_weight
+        sum_s[part, row] += run_sum
+
+
+@njit(cache=True, parallel=True)
 def _add(
     counts: np.ndarray,
     sum_s: np.ndarray,
@@ -73,39 +133,24 @@ def _add(
     value_bits: np.ndarray,
     weight: np.ndarray,
 ) -> int:
-    # Checked first, so a refused call changes nothing; without branches, so the check
-    # vectorises (NaN fails every comparison).
-    ok = True
-    for i in range(entity.size):
-        ok &= (entity[i] >= 0) & (entity[i] < counts.shape[0])
-        ok &= (
-            (value_s[i] >= 0.0) & (value_s[i] < np.inf) & (weight[i] >= 0.0) & (weight[i] < np.inf)
-        )
-    if not ok:
-        for i in range(entity.size):
-            if not 0 <= entity[i] < counts.shape[0]:
-                return BAD_ENTITY
-            if not 0.0 <= value_s[i] < np.inf:
-                return BAD_VALUE
-        return BAD_WEIGHT
-    # Runs of one entity and one bin (a pool's replicas, alike) add up in registers: adding
-    # to the same memory cell each time would chain every addition on the one before.
-    row, b, run_weight, run_sum = -1, 0, 0.0, 0.0
-    for i in range(entity.size):
-        w = weight[i]
-        if w == 0.0:
-            continue
-        bin_i = _bin_of(edges, cell_bins, value_s[i], value_bits[i])
-        if entity[i] != row or bin_i != b:
-            if row >= 0:
-                counts[row, b] += run_weight
-                sum_s[row] += run_sum
-            row, b, run_weight, run_sum = entity[i], bin_i, 0.0, 0.0
-        run_weight += w
-        run_sum += w * value_s[i]
-    if row >= 0:
-        counts[row, b] += run_weight
-        sum_s[row] += run_sum
+    # Checked first, so a refused call changes nothing.
+    problem = _problem(counts.shape[0], entity, value_s, weight)
+    if problem:
+        return problem
+    observations = (entity, value_s, value_bits, weight)
+    if counts.size > PARALLEL_CELLS:
+        whole = (counts.reshape((1, *counts.shape)), sum_s.reshape((1, sum_s.size)))
+        _accumulate(*whole, edges, cell_bins, *observations, 0, 0, entity.size)
+        return 0
+    # Few histograms (pools, models): each chunk counts into its own copy, then they are summed.
+    partial_counts = np.zeros((CHUNKS, counts.shape[0], counts.shape[1]))
+    partial_sums = np.zeros((CHUNKS, sum_s.size))
+    for c in prange(CHUNKS):
+        lo, hi = chunk(entity.size, c)
+        _accumulate(partial_counts, partial_sums, edges, cell_bins, *observations, c, lo, hi)
+    for c in range(CHUNKS):
+        counts += partial_counts[c]
+        sum_s += partial_sums[c]
     return 0
 
 
@@ -200,12 +245,15 @@ class Histograms:
     `sum_s` are replaced by `resize`, so look them up again after it.
     """
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, *, since_start: bool = False) -> None:
         n = _size("n", n)
         self.counts: F64 = np.zeros((n, BIN_COUNT))
         """counts[entity, bin]: the (weighted, decayed) requests seen in each bin."""
         self.sum_s: F64 = np.zeros(n)
         """sum_s[entity]: the weighted sum of the latencies counted, in seconds."""
+        self.since_start = Histograms(n) if since_start else None
+        """With `since_start`, everything `add` counted, never decayed nor cleared: the
+        cumulative counts a Prometheus histogram exposes."""
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -217,6 +265,8 @@ class Histograms:
         counts, sum_s = np.zeros((n, BIN_COUNT)), np.zeros(n)
         counts[:kept], sum_s[:kept] = self.counts[:kept], self.sum_s[:kept]
         self.counts, self.sum_s = counts, sum_s
+        if self.since_start is not None:
+            self.since_start.resize(n)
 
     def add(
         self, entity: npt.ArrayLike, value_s: npt.ArrayLike, weight: npt.ArrayLike = 1.0
@@ -235,6 +285,8 @@ class Histograms:
     def _add(self, rows: Index, values: F64, weight: npt.ArrayLike, weight_name: str) -> None:
         weights = _amounts(weight_name, weight, rows.size)
         bits = values.view(np.int64)
+        if self.since_start is not None:  # what this add counts is the change it makes
+            before, before_sum_s = self.counts.copy(), self.sum_s.copy()
         kernel_args = [self.counts, self.sum_s, _EDGES, _CELL_BINS, rows, values, bits, weights]
         problem = _add(*kernel_args)
         if problem == BAD_ENTITY:
@@ -242,6 +294,11 @@ class Histograms:
         if problem:
             name = "value_s" if problem == BAD_VALUE else weight_name
             raise ValueError(f"{name} must be finite and non-negative")
+        if self.since_start is not None:
+            # Rounding is monotonic, so a bin that grew gives a difference >= 0: the counts
+            # since the start never go down.
+            self.since_start.counts += self.counts - before
+            self.since_start.sum_s += self.sum_s - before_sum_s
 
     def groupby_sum(self, group_of_entity: npt.ArrayLike, n_groups: int) -> "Histograms":
         """Histograms of `n_groups` groups (replicas into pools, pools into models), each the sum

@@ -4,7 +4,9 @@ from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from numba import njit, prange
+
+from sim.chunks import CHUNKS, chunk
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -45,6 +47,38 @@ def _members(
     return start, members
 
 
+@njit(cache=True, parallel=True)
+def _sums_below(
+    pool: np.ndarray, cost: np.ndarray, slope: np.ndarray, below: float
+) -> tuple[float, float, int]:
+    """Over the replicas of `pool` whose cost is below `below`: sum 1/slope, sum cost/slope,
+    and how many there are."""
+    inverse_slopes = np.zeros(CHUNKS)
+    weighted_costs = np.zeros(CHUNKS)
+    counted = np.zeros(CHUNKS, np.int64)
+    for c in prange(CHUNKS):
+        lo, hi = chunk(pool.size, c)
+        inverse, weighted, n = 0.0, 0.0, 0
+        for i in range(lo, hi):
+            r = pool[i]
+            if cost[r] < below:
+                inverse += 1.0 / slope[r]
+                weighted += cost[r] / slope[r]
+                n += 1
+        inverse_slopes[c], weighted_costs[c], counted[c] = inverse, weighted, n
+    return inverse_slopes.sum(), weighted_costs.sum(), counted.sum()
+
+
+@njit(cache=True, parallel=True)
+def _fill_to(
+    pool: np.ndarray, cost: np.ndarray, slope: np.ndarray, level: float, arrivals: np.ndarray
+) -> None:
+    for i in prange(pool.size):
+        r = pool[i]
+        if cost[r] < level:
+            arrivals[r] = (level - cost[r]) / slope[r]
+
+
 @njit(cache=True)
 def _water_fill(
     counts: np.ndarray,
@@ -68,28 +102,16 @@ def _water_fill(
             unroutable[p] = counts[p]
             continue
         # Michelot's iteration: level the pool, drop the replicas already above the level, and
-        # level again; the level only falls, and stops where every replica left is below it.
-        active = pool.copy()
-        size = active.size
+        # level again; the level only falls, so the replicas left are those below the last
+        # level, and it stops when that drops none.
+        below, level, active = np.inf, np.inf, -1
         while True:
-            inverse_slopes = 0.0
-            weighted_costs = 0.0
-            for i in range(size):
-                r = active[i]
-                inverse_slopes += 1.0 / slope[r]
-                weighted_costs += cost[r] / slope[r]
-            level = (counts[p] + weighted_costs) / inverse_slopes
-            kept = 0
-            for i in range(size):
-                if cost[active[i]] < level:
-                    active[kept] = active[i]
-                    kept += 1
-            if kept == size:
+            inverse_slopes, weighted_costs, size = _sums_below(pool, cost, slope, below)
+            if size == active:
                 break
-            size = kept
-        for i in range(size):
-            r = active[i]
-            arrivals[r] = (level - cost[r]) / slope[r]
+            level = (counts[p] + weighted_costs) / inverse_slopes
+            below, active = level, size
+        _fill_to(pool, cost, slope, level, arrivals)
 
 
 @njit(cache=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from numba import njit, prange
 
 PREFILL_SHARE = 0.5
 """Fraction of a tick chunked prefill takes while sequences are decoding (vLLM interleaves)."""
@@ -80,7 +80,7 @@ class TickResult:
         return cls(*(np.zeros(replicas) for _ in range(7)))
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _serve(
     dt: float,
     arrivals: np.ndarray,
@@ -111,7 +111,7 @@ def _serve(
     kv_out: np.ndarray,
 ) -> None:
     # Divisions are the slow part: what depends only on the kind comes in as reciprocals.
-    for r in range(arrivals.shape[0]):
+    for r in prange(arrivals.shape[0]):
         admitted_out[r] = completed_out[r] = tokens_out[r] = 0.0
         ttft_out[r] = itl_out[r] = e2e_out[r] = kv_out[r] = 0.0
         if not up[r]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from numba import njit, prange
 
 from sim.aggregate import pool_totals
 from sim.autoscaler import Autoscaler, PoolLoad
@@ -72,7 +72,7 @@ MIN_CLOCK_FACTOR = 0.05
 """A throttled replica serves at no less than this fraction of its full speed."""
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _replica_gpus(
     devices: np.ndarray,
     clocks: np.ndarray,
@@ -81,13 +81,17 @@ def _replica_gpus(
     max_clock: np.ndarray,
     factor: np.ndarray,
     missing: np.ndarray,
-) -> None:
-    for r in range(devices.shape[0]):
+) -> int:
+    beyond = 0
+    for r in prange(devices.shape[0]):
         slowest = np.inf
         missing[r] = False
         for j in range(devices.shape[1]):
             device = devices[r, j]
             if device < 0:
+                continue
+            if device >= present.shape[0]:
+                beyond += 1
                 continue
             if not present[device]:
                 missing[r] = True
@@ -95,6 +99,7 @@ def _replica_gpus(
                 slowest = clocks[device]
         ratio = slowest / max_clock[kind[r]]
         factor[r] = min(max(ratio, MIN_CLOCK_FACTOR), 1.0) if slowest < np.inf else 1.0
+    return beyond
 
 
 def replica_gpus(
@@ -109,8 +114,6 @@ def replica_gpus(
     MIN_CLOCK_FACTOR..1; 1 when none reports one), and whether any of its GPUs is missing."""
     if devices.ndim != 2 or clocks.shape != present.shape or kind.shape != devices.shape[:1]:
         raise ValueError("devices must be (replicas, width), kind match it, clocks match present")
-    if devices.size and devices.max() >= clocks.shape[0]:
-        raise ValueError("a replica names a GPU beyond the table")
     if kind.size and (kind.min() < 0 or kind.max() >= max_clock_mhz.shape[0]):
         raise ValueError("a replica's kind has no maximum clock")
     if not (max_clock_mhz > 0).all():
@@ -126,7 +129,8 @@ def replica_gpus(
         factor,
         missing,
     ]
-    _replica_gpus(*kernel_args)
+    if _replica_gpus(*kernel_args):
+        raise ValueError("a replica names a GPU beyond the table")
     return factor, missing
 
 
@@ -148,8 +152,10 @@ class World:
         self.health = HealthPolicy(fleet)
         self.autoscaler = Autoscaler()
         pools_count = len(pools.pools)
-        self.ttft, self.itl, self.e2e = (Histograms(pools_count) for _ in range(3))
-        """Latencies per pool, over a decaying window."""
+        self.ttft, self.itl, self.e2e = (
+            Histograms(pools_count, since_start=True) for _ in range(3)
+        )
+        """Latencies per pool, over a decaying window, and (`since_start`) since the start."""
         self.result = TickResult.empty(0)
         self.busy = np.zeros(0)
         self.arrivals = np.zeros(0)

@@ -1,6 +1,7 @@
 """A whole site ticking: traffic served, routes split, a GPU off the bus drained around,
 the autoscaler following load, and the same seed giving the same numbers."""
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -121,6 +122,20 @@ def test_the_same_seed_gives_the_same_numbers() -> None:
     report_b, _ = run(second, 0.0, 300.0)
     assert report_a.pools == report_b.pools
     assert report_a.pools["a"].completed_per_s > 0
+
+
+def test_the_numbers_do_not_depend_on_how_many_threads_run_the_kernels() -> None:
+    threads = numba.get_num_threads()
+    try:
+        reports = []
+        for count in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(count)
+            reports.append(run(site(rps=40.0, seed=5, racks=4), 0.0, 120.0)[0])
+    finally:
+        numba.set_num_threads(threads)
+    assert numba.config.NUMBA_NUM_THREADS > 1, "needs a machine with two cores or more"
+    assert reports[0].pools == reports[1].pools
+    assert reports[0].pools["a"].completed_per_s > 0
 
 
 def test_gpu_loads_before_any_replica_are_idle() -> None:
