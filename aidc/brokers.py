@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aidc.children import die_with_parent, stop_process
+from aidc.errors import UsageError
 from protocols.endpoint import Endpoint, parse_broker_url
 
 SPAWNED = ("embedded", "mosquitto")
@@ -121,3 +122,19 @@ def broker(
         return
     with spawned_broker(*spawn) as endpoint:
         yield endpoint
+
+
+def running_broker(
+    spec: str, command: str, *, password: str | None = None, ca_file: str | None = None
+) -> Endpoint:
+    """The endpoint of a broker that is already running, for a command that attaches to a
+    site; UsageError for `embedded` or `mosquitto` (they would start an empty one)."""
+    if parse_spawn_spec(spec) is not None:
+        raise UsageError(
+            f"aidc {command} attaches to a running broker, not {spec!r}: give the core's "
+            "--broker mqtt://HOST:PORT"
+        )
+    try:
+        return parse_broker_url(spec, password=password, ca_file=ca_file)
+    except ValueError as error:
+        raise UsageError(str(error)) from None

@@ -14,10 +14,10 @@ from typing import Any, NoReturn
 
 from agents.catalog import RACK_KINDS
 from aidc import __version__
-from aidc.brokers import BrokerError, parse_spawn_spec
+from aidc.brokers import BrokerError, parse_spawn_spec, running_broker
 from aidc.console import ConsoleHandler
 from aidc.errors import UsageError
-from protocols.endpoint import parse_broker_url
+from protocols.endpoint import Endpoint, parse_broker_url
 from protocols.ids import check_id
 
 RACK_KIND_NAMES = sorted(RACK_KINDS)
@@ -50,7 +50,11 @@ def _broker_spec(value: str) -> str:
 
 
 def add_broker_options(
-    parser: argparse.ArgumentParser, site: str | None = DEFAULT_SITE, broker: str = "embedded"
+    parser: argparse.ArgumentParser,
+    site: str | None = DEFAULT_SITE,
+    broker: str = "embedded",
+    *,
+    site_help: str | None = None,
 ) -> None:
     """--broker, --password-file, --ca-file and --site, the same for every subcommand."""
     parser.add_argument(
@@ -61,7 +65,7 @@ def add_broker_options(
         help="'embedded[:PORT]' (default: start the built-in broker), 'mosquitto[:PORT]' "
         "(start the local mosquitto) or mqtt[s]://[user@]host[:port]"
         if broker == "embedded"
-        else f"mqtt[s]://[user@]host[:port] of the core's broker (default {broker})",
+        else f"mqtt[s]://[user@]host[:port] of the site's broker (default {broker})",
     )
     parser.add_argument(
         "--password-file",
@@ -71,7 +75,10 @@ def add_broker_options(
     )
     parser.add_argument("--ca-file", metavar="FILE", help="CA bundle for mqtts:// brokers")
     parser.add_argument(
-        "--site", type=_site, default=site, help=f"site id (default {site or 'from the topology'})"
+        "--site",
+        type=_site,
+        default=site,
+        help=site_help or f"site id (default {site or 'from the topology'})",
     )
 
 
@@ -85,6 +92,16 @@ def broker_password(args: argparse.Namespace) -> str | None:
     except OSError as error:
         raise UsageError(f"cannot read password file {path}: {error.strerror}") from None
     return lines[0].strip() if lines else ""
+
+
+def attach(args: argparse.Namespace, command: str) -> Endpoint:
+    """The running broker (--broker and its credentials) that `aidc COMMAND` attaches to,
+    with its connection logging only trouble (unless -v): the command's status line says
+    whether it is connected."""
+    if not args.verbose:
+        logging.getLogger("aidc.link").setLevel(logging.WARNING)
+    password = broker_password(args)
+    return running_broker(args.broker, command, password=password, ca_file=args.ca_file)
 
 
 def _run_broker(args: argparse.Namespace) -> int:
@@ -101,17 +118,39 @@ def _run_broker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+def _positive(kind: type[int] | type[float], zero: bool = False) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+        if not (value >= 0 if zero else value > 0):
+            raise argparse.ArgumentTypeError(f"{text!r} is {'below' if zero else 'not above'} 0")
         return value
 
     return parse
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
+
+
+def add_metrics_options(parser: argparse.ArgumentParser) -> None:
+    """--metrics-port and --metrics-host: the core's Prometheus endpoint, off by default."""
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (dcgm-exporter uses 9400)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the metrics are served on (default 127.0.0.1; 0.0.0.0 for every one)",
+    )
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -282,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="SQLite journal of desired state and commands, kept across restarts",
     )
+    add_metrics_options(core)
     core.set_defaults(run=_async_command("aidc.core_command", "run_core"))
 
     watch = sub.add_parser("watch", help="print every message of a site, decoded, as JSON lines")
@@ -301,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_demo(sub)
     _add_scenario(sub)
+    _add_record_replay(sub)
     return parser
 
 
@@ -342,6 +383,7 @@ def _add_demo(sub: "argparse._SubParsersAction[_Parser]") -> None:
     demo.add_argument(
         "--headless", action="store_true", help="no dashboard: a one-line status instead"
     )
+    add_metrics_options(demo)
     demo.set_defaults(run=_sync_command("aidc.demo", "main"))
 
 
@@ -370,6 +412,43 @@ def _add_scenario(sub: "argparse._SubParsersAction[_Parser]") -> None:
                 help="run on a real clock X times faster than real time (default: the "
                 "file's clock, a manual one unless it says speed)",
             )
+
+
+def _add_record_replay(sub: "argparse._SubParsersAction[_Parser]") -> None:
+    record = sub.add_parser(
+        "record",
+        help="record every message of a site to a file",
+        description="Append every message of a site (its time, topic, payload, QoS and "
+        "retain flag) to a recording file until Ctrl-C; a crash leaves the file readable.",
+    )
+    add_broker_options(record, broker=DEFAULT_TUI_BROKER)
+    record.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="FILE", help="a new file to write"
+    )
+    record.set_defaults(run=_sync_command("aidc.record", "main"))
+
+    replay = sub.add_parser(
+        "replay",
+        help="publish a recording again, with its original timing",
+        description="Publish a recording's messages to a broker at their recorded pace (or "
+        "faster), so `aidc tui` shows the incident as it happened, as a replay with commands "
+        "disabled. Refuses a site with a live core.",
+    )
+    replay.add_argument("file", type=Path, metavar="FILE", help="a file `aidc record` wrote")
+    add_broker_options(
+        replay,
+        site=None,
+        broker=DEFAULT_TUI_BROKER,
+        site_help="publish under this site instead of the recorded one",
+    )
+    replay.add_argument(
+        "--speed",
+        type=_positive(float, zero=True),
+        default=1.0,
+        metavar="X",
+        help="X times the recorded pace (default 1; 0: as fast as the broker takes them)",
+    )
+    replay.set_defaults(run=_sync_command("aidc.replay", "main"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

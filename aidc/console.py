@@ -15,6 +15,21 @@ def progress_bar(done: int, total: int, what: str) -> str:
     return f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {done:,}/{total:,} {what}"
 
 
+def byte_size(count: float) -> str:
+    """`512 B`, `12.3 kB`, `4.56 MB`, `1.2 GB`: three significant figures."""
+    for scale, unit in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count:.0f} B"
+
+
+def duration(seconds: float) -> str:
+    """`0:04`, `12:30`, `1:02:03`."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 class StatusLine:
     """A line that shows the latest status without scrolling the terminal; log lines printed
     through `ConsoleHandler` meanwhile appear above it."""

@@ -1,6 +1,7 @@
 """`aidc core`: the simulation core and control plane of one site, on a broker."""
 
 import argparse
+import contextlib
 
 from aidc.brokers import broker
 from aidc.errors import UsageError
@@ -24,9 +25,32 @@ async def run_core(args: argparse.Namespace, password: str | None) -> None:
         except JournalError as error:
             raise UsageError(str(error)) from None
         journal = args.state_db or "memory only (desired state is lost on exit)"
-        print(
-            f"aidc core: site {args.site} on {endpoint.url}, tick {args.tick:g} s, "
-            f"speed {args.speed:g}x, journal {journal} (Ctrl-C to stop)",
-            flush=True,
+        async with contextlib.AsyncExitStack() as stack:
+            metrics = (
+                await _serve_metrics(stack, core, args) if args.metrics_port is not None else ""
+            )
+            print(
+                f"aidc core: site {args.site} on {endpoint.url}, tick {args.tick:g} s, "
+                f"speed {args.speed:g}x, journal {journal}{metrics} (Ctrl-C to stop)",
+                flush=True,
+            )
+            await core.run()
+
+
+async def _serve_metrics(
+    stack: contextlib.AsyncExitStack, core: CoreService, args: argparse.Namespace
+) -> str:
+    """Serve the core's Prometheus metrics until the stack closes; what the start line adds."""
+    from sim.metrics import CoreMetrics
+    from sim.metrics_server import serving
+
+    try:
+        server = await stack.enter_async_context(
+            serving(CoreMetrics(core), args.metrics_host, args.metrics_port)
         )
-        await core.run()
+    except OSError as error:
+        raise UsageError(
+            f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: "
+            f"{error.strerror or error}"
+        ) from None
+    return f", metrics at {server.url}"

@@ -136,6 +136,8 @@ def _children(
     env = {"AIDC_MQTT_PASSWORD": password} if password else {}
     seed = ["--seed", str(args.seed)]
     core = ["core", *url, *seed, "--speed", str(args.speed)]
+    if args.metrics_port is not None:
+        core += ["--metrics-port", str(args.metrics_port), "--metrics-host", args.metrics_host]
     agents = ["agents", *url, *seed, "--topology", str(work / "site.toml")]
     return {
         "core": Child("core", core, work / "core.log", env),

@@ -3,22 +3,12 @@
 import argparse
 import logging
 
-from aidc.brokers import parse_spawn_spec
-from aidc.errors import UsageError
-from protocols.endpoint import parse_broker_url
+from aidc.brokers import running_broker
 
 
 def run_tui(args: argparse.Namespace, password: str | None) -> int:
     """Run the console until the operator quits; its exit code."""
-    if parse_spawn_spec(args.broker) is not None:
-        raise UsageError(
-            f"aidc tui attaches to a running broker, not {args.broker!r}: give the core's "
-            "--broker mqtt://HOST:PORT"
-        )
-    try:
-        endpoint = parse_broker_url(args.broker, password=password, ca_file=args.ca_file)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    endpoint = running_broker(args.broker, "tui", password=password, ca_file=args.ca_file)
     from textual.logging import TextualHandler
 
     from tui.app import AidcApp

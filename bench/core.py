@@ -37,14 +37,14 @@ import sim.health  # noqa: E402
 import sim.histogram  # noqa: E402
 import sim.serving  # noqa: E402
 import sim.world  # noqa: E402
-from protocols.messages import Birth, GpuInfo, NodeInventory  # noqa: E402
+from protocols.messages import Birth, GpuInfo, NicInfo, NodeInventory  # noqa: E402
 from sim.control import ControlPlane  # noqa: E402
 from sim.fleet_state import FleetState  # noqa: E402
 from sim.journal import Journal  # noqa: E402
 from sim.pools import Pools, PoolSpec  # noqa: E402
 from sim.serving import PREFILL_SHARE  # noqa: E402
 from sim.traffic import Traffic, TrafficProfile  # noqa: E402
-from sim.world import World  # noqa: E402
+from sim.world import TickReport, World  # noqa: E402
 
 GPU = "NVIDIA GB200"
 GPUS_PER_RACK, TRAYS, PER_TRAY = 72, 18, 4
@@ -62,11 +62,15 @@ def rss_mib() -> float:
     return 0.0
 
 
-def build(gpus: int, seed: int = 0) -> World:
-    """A site of NVL72 racks with one TP4 pool on every GPU, warm and serving."""
-    racks = max(1, gpus // GPUS_PER_RACK)
-    fleet = FleetState()
-    for r in range(racks):
+def racks(gpus: int) -> int:
+    """NVL72 racks in a site of about `gpus` GPUs."""
+    return max(1, gpus // GPUS_PER_RACK)
+
+
+def populate(fleet: FleetState, gpus: int, nics: bool = False) -> None:
+    """Give `fleet` the births of the NVL72 racks of a site of about `gpus` GPUs, as their
+    agents would announce them (with a ConnectX-7 per GPU if `nics`)."""
+    for r in range(racks(gpus)):
         rack = f"r{r:05d}"
         nodes = [
             NodeInventory(
@@ -77,22 +81,43 @@ def build(gpus: int, seed: int = 0) -> World:
                     GpuInfo(i, f"GPU-{rack}-{t}-{i}", GPU, 189471, 1200.0, f"{rack}-nvl")
                     for i in range(PER_TRAY)
                 ],
+                nics=[
+                    NicInfo(i, "ConnectX-7", 400.0, gpu=i) for i in range(PER_TRAY if nics else 0)
+                ],
             )
             for t in range(TRAYS)
         ]
         fleet.on_birth(Birth(rack, rack, 1, 0.0, 1.0, nodes), 0.0)
-    replicas = racks * GPUS_PER_RACK // TP
+
+
+def pool_and_traffic(gpus: int) -> tuple[PoolSpec, TrafficProfile]:
+    """The site's pool, a TP4 replica per four GPUs, and its traffic at about half capacity."""
+    replicas = racks(gpus) * GPUS_PER_RACK // TP
+    spec = PoolSpec("llama-70b-gb200", "llama-3-1-70b", GPU, TP, replicas=replicas)
+    return spec, TrafficProfile(peak_rps=replicas * RPS_PER_REPLICA)
+
+
+def warm_up(world: World) -> TickReport:
+    """Place the replicas, warm them up and reach a steady queue; the last tick's report."""
+    now = 0.0
+    for _ in range(3):
+        now += 100.0
+        world.fleet.nodes["seen"][:] = now
+        report = world.tick(now, 1.0)
+    return report
+
+
+def build(gpus: int, seed: int = 0) -> World:
+    """A site of NVL72 racks with one TP4 pool on every GPU, warm and serving."""
+    fleet = FleetState()
+    populate(fleet, gpus)
+    spec, profile = pool_and_traffic(gpus)
     pools = Pools(fleet)
-    pools.add(PoolSpec("llama-70b-gb200", "llama-3-1-70b", GPU, TP, replicas=replicas))
+    pools.add(spec)
     control = ControlPlane(fleet, pools, Journal(":memory:"), lambda agent, command: None)
     rng = np.random.default_rng(seed)
-    traffic = Traffic([TrafficProfile(peak_rps=replicas * RPS_PER_REPLICA)], rng)
-    world = World(fleet, pools, control, traffic, ["llama-3-1-70b"], rng)
-    now = 0.0
-    for _ in range(3):  # place, warm up, reach a steady queue
-        now += 100.0
-        fleet.nodes["seen"][:] = now
-        world.tick(now, 1.0)
+    world = World(fleet, pools, control, Traffic([profile], rng), [spec.model], rng)
+    warm_up(world)
     return world
 
 

@@ -158,6 +158,12 @@ class CoreStatus(Struct, frozen=True, gc=False):
     time: float = 0.0
     speed: float = 1.0
     version: Text = ""
+    replay: Text = ""
+    """Set by `aidc replay`, which publishes the recorded statuses: what it replays (the file
+    and the pace); empty from a live core."""
+    connection: Seq = 0
+    """How many times this core has connected to the broker: agents send their births again
+    when it changes, since a broker that restarted has forgotten them."""
 
 
 class Summary(Struct, frozen=True, gc=False):

@@ -1,6 +1,7 @@
 """What the core knows of the fleet, learned only from births, deaths and telemetry:
 racks, agents, nodes and every device's latest samples, as structure-of-arrays tables."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,8 @@ DEVICE_BLOCKS: dict[str, type[Columns]] = {
 }
 """Device kinds by their Telemetry field."""
 NODE_KINDS = {"gpu": 0, "lpu": 1, "switch": 2}
+UUID_BYTES = 40
+"""A GPU UUID as nvidia-smi prints it (`GPU-` and 36 characters); a longer one is cut."""
 
 
 def _inventory(node: NodeInventory, rack: str) -> dict[str, list[tuple[str, str, str]]]:
@@ -66,7 +69,9 @@ def scatter(
 class DeviceTable:
     """Every device of one kind: its node and slot, and its latest gauges and counters."""
 
-    def __init__(self, block: type[Columns]) -> None:
+    def __init__(
+        self, block: type[Columns], extra: Mapping[str, npt.DTypeLike] | None = None
+    ) -> None:
         spec = layout(block)
         self.index_column = spec.names[1]
         self.gauges = [n for n, c in spec.columns.items() if c.kind == "gauge"]
@@ -82,7 +87,8 @@ class DeviceTable:
                 "seen": np.float64,
                 "gauges": np.float32,
                 "counters": np.uint64,
-            },
+            }
+            | dict(extra or {}),
             width={"gauges": len(self.gauges), "counters": len(self.counters)},
         )
 
@@ -152,7 +158,11 @@ class FleetState:
             | {f"first_{kind}": np.int32 for kind in DEVICE_BLOCKS}
             | {f"{kind}s": np.int32 for kind in DEVICE_BLOCKS}
         )
-        self.devices = {kind: DeviceTable(block) for kind, block in DEVICE_BLOCKS.items()}
+        self.devices = {
+            kind: DeviceTable(block, {"uuid": f"S{UUID_BYTES}"} if kind == "gpu" else None)
+            for kind, block in DEVICE_BLOCKS.items()
+        }
+        """Every device by kind; GPUs also keep their `uuid` (UTF-8 bytes) for exporters."""
         self.agents: dict[str, AgentView] = {}
         self.counts = Counts()
 
@@ -177,6 +187,10 @@ class FleetState:
                 table["model"][rows] = self.models.add([model for model, _, _ in devices])
                 table["domain"][rows] = self.domains.add([domain for _, domain, _ in devices])
                 table["peer"][rows] = self.peers.add([peer for _, _, peer in devices])
+            gpus = self.nodes["first_gpu"][row] + np.arange(len(node.gpus))
+            self.devices["gpu"].table["uuid"][gpus] = [
+                g.uuid.encode()[:UUID_BYTES] for g in node.gpus
+            ]
         self.nodes["alive"][node_rows] = True
         self.nodes["seen"][node_rows] = now
         self.nodes["interval"][node_rows] = birth.interval_s
@@ -202,11 +216,13 @@ class FleetState:
 
     def device_rows(self, node_rows: npt.NDArray[np.intp], kind: str) -> npt.NDArray[np.intp]:
         """Rows of every device of `kind` on these nodes, node by node."""
-        firsts = self.nodes[f"first_{kind}"][node_rows]
+        firsts = self.nodes[f"first_{kind}"][node_rows].astype(np.intp)
         counts = self.nodes[f"{kind}s"][node_rows]
-        if not counts.any():
+        ends = np.cumsum(counts, dtype=np.intp)
+        if not ends.size or not ends[-1]:
             return np.empty(0, np.intp)
-        return np.concatenate([np.arange(f, f + c) for f, c in zip(firsts, counts, strict=True)])
+        # each node's devices: its first row, then one more per device
+        return np.repeat(firsts - (ends - counts), counts) + np.arange(ends[-1])
 
     def on_telemetry(self, message: Telemetry, now: float) -> str | None:
         """Store a telemetry batch; the reason it was rejected, or None."""

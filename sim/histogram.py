@@ -253,7 +253,8 @@ class Histograms:
         """sum_s[entity]: the weighted sum of the latencies counted, in seconds."""
         self.since_start = Histograms(n) if since_start else None
         """With `since_start`, everything `add` counted, never decayed nor cleared: the
-        cumulative counts a Prometheus histogram exposes."""
+        cumulative counts a Prometheus histogram exposes (for twice the memory, and a copy of
+        the counts every add: meant for a few entities, such as pools)."""
 
     def __len__(self) -> int:
         return len(self.counts)

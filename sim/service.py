@@ -5,8 +5,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,10 @@ from protocols.messages import (
     Event,
     Events,
     FabricState,
+    PoolStates,
+    RackStates,
     Severity,
+    Summary,
     Telemetry,
 )
 from protocols.topics import (
@@ -73,6 +77,15 @@ NVLINK_BUSY_BPS = 1e11
 """NVLink traffic of a busy GPU each way: tensor-parallel all-reduces."""
 RECENT_EVENTS = 1000
 """Events a `query what=events` can read back."""
+
+
+@dataclass(frozen=True)
+class TickViews:
+    """The summary, rack and pool views of a tick, as dashboards were sent them."""
+
+    summary: Summary
+    racks: RackStates
+    pools: PoolStates
 
 
 class CoreService:
@@ -124,6 +137,11 @@ class CoreService:
         self._ingested = 0
         self._last_report = TickReport(self.clock.now())
         self._last_fabric = FabricState(self.clock.now(), [])
+        self.views_sent: TickViews | None = None
+        """The latest tick's views (for the metrics exporter; replaced, never changed)."""
+        self.commands: Counter[tuple[str, bool]] = Counter()
+        """Operator commands answered since the start, by op and whether they were applied
+        (queries are reads, not counted)."""
         status = core_status_topic(site)
         self.link = Link(
             endpoint,
@@ -141,8 +159,10 @@ class CoreService:
             persistent=True,
         )
 
-    async def _online(self, _: int) -> None:
-        status = CoreStatus(True, self.session, self.clock.now(), self.clock.speed, VERSION)
+    async def _online(self, connection: int) -> None:
+        status = CoreStatus(
+            True, self.session, self.clock.now(), self.clock.speed, VERSION, connection=connection
+        )
         await self.link.publish(core_status_topic(self.site), encode(status), qos=1, retain=True)
 
     async def run(self) -> None:
@@ -227,6 +247,8 @@ class CoreService:
             reply = Reply(
                 command.id, ok=False, error="the core failed to carry it out (see its log)"
             )
+        if not isinstance(command, Query):
+            self.commands[str(command.__struct_config__.tag), reply.ok] += 1
         try:
             topic = reply_destination(self.site, command)
         except ValueError as error:
@@ -333,15 +355,21 @@ class CoreService:
                     "warning" if "no room" in sentence else "info", "control", "control", sentence
                 )
 
-    async def _publish(self, report: TickReport, ingest_per_s: float, dt: float) -> None:
+    def build_views(self, report: TickReport, ingest_per_s: float) -> TickViews:
+        """The summary, rack and pool views of a tick, kept as `views_sent`."""
         summary = self.views.summary(
             report, self.tick, self.clock.speed, ingest_per_s, self.complaints.total
         )
-        await self._send(state_topic(self.site, StateView.SUMMARY), encode(summary))
-        await self._send(
-            state_topic(self.site, StateView.RACKS), encode(self.views.racks(report.time))
+        self.views_sent = TickViews(
+            summary, self.views.racks(report.time), self.views.pools(report)
         )
-        await self._send(state_topic(self.site, StateView.POOLS), encode(self.views.pools(report)))
+        return self.views_sent
+
+    async def _publish(self, report: TickReport, ingest_per_s: float, dt: float) -> None:
+        views = self.build_views(report, ingest_per_s)
+        await self._send(state_topic(self.site, StateView.SUMMARY), encode(views.summary))
+        await self._send(state_topic(self.site, StateView.RACKS), encode(views.racks))
+        await self._send(state_topic(self.site, StateView.POOLS), encode(views.pools))
         if self._pending_events:
             events, self._pending_events = self._pending_events, []
             await self._send(events_topic(self.site), encode(Events(events)), qos=1)

@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -112,3 +114,12 @@ def spawn_aidc(*args: str, log: Path | None = None) -> subprocess.Popen[str]:
             text=True,
             start_new_session=True,
         )
+
+
+def interrupt(*processes: subprocess.Popen[str], timeout: float = 15) -> None:
+    """Ctrl-C each process's session (as `spawn_aidc` starts them), then wait for them all."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+    for process in processes:
+        process.wait(timeout=timeout)

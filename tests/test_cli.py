@@ -16,7 +16,7 @@ from protocols.endpoint import Endpoint, parse_broker_url
 from tests.mqtt import listening, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBCOMMANDS = ["broker", "watch", "agents", "core", "tui", "demo", "scenario"]
+SUBCOMMANDS = ["broker", "watch", "agents", "core", "tui", "demo", "scenario", "record", "replay"]
 
 
 def aidc(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

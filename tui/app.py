@@ -74,7 +74,8 @@ class AidcApp(App[None]):
         self, endpoint: Endpoint, site: str, *, read_only: bool = False, connect: bool = True
     ) -> None:
         super().__init__()
-        self.read_only = read_only
+        self._read_only = read_only
+        self._replay_seen = False
         self.connect = connect
         self.bridge = Bridge(endpoint, site, on_change=self._changed)
         self.views: dict[str, View] = {}
@@ -90,6 +91,11 @@ class AidcApp(App[None]):
         self.collector = IdleCollector()
         for name in VIEWS:
             self.add_mode(name, partial(self._view, name))
+
+    @property
+    def read_only(self) -> bool:
+        """Whether mutations are hidden and refused: asked for, or a replay is on the broker."""
+        return self._read_only or self._replay_seen
 
     def _view(self, name: str) -> Screen[None]:
         return self.views.setdefault(name, VIEWS[name]())
@@ -137,6 +143,9 @@ class AidcApp(App[None]):
         self._paint_pending = False
         dirty, self._dirty = self._dirty, set()
         self._last_paint = time.monotonic()
+        if self.bridge.fleet.replay and not self._replay_seen:
+            self._replay_seen = True
+            self.refresh_bindings()
         self.paints += 1
         for screen in self.screen_stack:
             if isinstance(screen, View) and screen.is_mounted:
@@ -272,7 +281,8 @@ class AidcApp(App[None]):
     async def send(self, command: OperatorCommand, confirmed: bool = False) -> None:
         """Confirm (unless done already), send, and show the core's answer."""
         if self.read_only:
-            self.say(f"Read-only console: not allowed to {action(command)}.", "error")
+            console = "Replay" if self._replay_seen else "Read-only console"
+            self.say(f"{console}: not allowed to {action(command)}.", "error")
             return
         if not confirmed and not await self.push_screen_wait(Confirm(question(command))):
             return

@@ -184,6 +184,11 @@ class Bridge:
 
     async def request(self, command: C) -> Reply:
         """Send a command and wait for its reply; CommandFailed if none comes."""
+        if self.fleet.replay:
+            raise CommandFailed(
+                f"a replay ({self.fleet.replay}) has no core to answer; the racks, pools, "
+                "fabric and events views show what was recorded"
+            )
         command = msgspec.structs.replace(command, reply_to=self._replies + command.id)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiting[command.id] = future

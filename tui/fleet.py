@@ -178,6 +178,11 @@ class Fleet:
             return None
         return next((p for p in self.pools.pools if p.pool == name), None)
 
+    @property
+    def replay(self) -> str:
+        """What `aidc replay` is replaying here (its core status says so), else ''."""
+        return self.core.replay if self.core is not None else ""
+
     def core_state(self, now: float | None = None) -> str:
         """'online', 'offline', 'stalled' (online but no summary lately) or 'unknown'."""
         if not self.link.up:

@@ -21,7 +21,9 @@ class Host(Protocol):
     """What views need of the app."""
 
     bridge: Bridge
-    read_only: bool
+
+    @property
+    def read_only(self) -> bool: ...
 
 
 class View(Screen[None]):

@@ -2,9 +2,6 @@
 racks and one HGX H200 rack, so two pools serve the same model."""
 
 import asyncio
-import contextlib
-import os
-import signal
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +10,7 @@ from aidc.brokers import spawned_broker
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import PoolStates, Summary
-from tests.mqtt import running, spawn_aidc, until
+from tests.mqtt import interrupt, running, spawn_aidc, until
 
 SITE = "tui1"
 GPUS = 3 * 32
@@ -69,11 +66,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
             asyncio.run(_serving(endpoint))
             yield endpoint
         finally:
-            for process in (agents, core):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGINT)
-            for process in (agents, core):
-                process.wait(timeout=15)
+            interrupt(agents, core)
             for log in ("core.log", "agents.log"):
                 text = (tmp / log).read_text(errors="replace")
                 assert "Traceback" not in text, text

@@ -45,7 +45,9 @@ def overview(fleet: Fleet, url: str, read_only: bool) -> Text:
             (f"  tick {summary.tick:,}", DIM),
         ]
     first += [SEP, *_status(fleet, url)]
-    if read_only:
+    if fleet.replay:
+        first += [SEP, (" REPLAY ", "bold reverse magenta"), (f" {fleet.replay}", "magenta")]
+    elif read_only:
         first += [SEP, (" READ-ONLY ", "bold reverse yellow")]
     second: list[tuple[str, str]] = []
     if summary is None:
