@@ -73,7 +73,7 @@ class Agent:
         self._node_index = {node: i for i, node in enumerate(self.nodes)}
         self._complaints = complaints
         self._topics = {kind: agent_topic(kind, site, self.rack, self.id) for kind in AgentTopic}
-        self._core_session: int | None = None
+        self._core_session: tuple[int, int] | None = None
         self._task: asyncio.Task[None] | None = None
         self._power_task: asyncio.Task[None] | None = None
         if own_login:  # the broker knows this agent by its id, as `aidc acl` sets it up
@@ -160,9 +160,11 @@ class Agent:
             self._complaints.reject("malformed", f"agent {self.id} rejected {topic}: {error}")
 
     async def _core_status(self, status: CoreStatus) -> None:
-        """A core that comes online learns the fleet from births: send ours again."""
-        if status.online and status.session != self._core_session and self.link.session:
-            self._core_session = status.session
+        """A core that comes online, or back to a broker, learns the fleet from births: send
+        ours again (once per core connection)."""
+        seen = (status.session, status.connection)
+        if status.online and seen != self._core_session and self.link.session:
+            self._core_session = seen
             await self._born(self.link.session)
 
     def apply(self, assignment: Assignment) -> None:

@@ -11,6 +11,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,12 @@ def _guard_loop(loop: asyncio.AbstractEventLoop) -> None:
 
     handler.aidc_guard = True  # type: ignore[attr-defined]
     loop.set_exception_handler(handler)
+    # aiomqtt opens each connection on the loop's default executor, whose few threads (six on
+    # two cores) a fleet's hundreds of links share: a connect waiting out a SYN the broker's
+    # full listen queue dropped (a second or more) would hold up every link queued behind it.
+    loop.set_default_executor(
+        ThreadPoolExecutor(CONNECTS_AT_ONCE, thread_name_prefix="aidc-connect")
+    )
 
 
 MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
@@ -79,6 +86,8 @@ SESSION_EXPIRY_S = 3600
 """How long an MQTT 5 broker keeps a persistent session (and its QoS 1 queue) while offline."""
 ABORT_WAIT_S = 2.0
 """How long `abort` waits for `run` to notice the dropped connection."""
+CONNECTS_AT_ONCE = 64
+"""Connections a process may be opening at once (each holds a thread until TCP connects)."""
 _PROTOCOL_REFUSED = {1, 132}
 """CONNACK codes for 'unsupported protocol version' in MQTT 3.1.1 and 5."""
 
@@ -300,14 +309,25 @@ class Link:
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
     ) -> None:
-        """Publish now; LinkDown if the link is not connected."""
+        """Publish now; LinkDown if the link is not connected, or drops before the broker has
+        acknowledged a QoS 1 publish."""
         client = self._client
         if client is None or not self.connected.is_set():
             raise LinkDown(f"not connected to {self.endpoint.url}")
+        # aiomqtt waits for the acknowledgement up to its timeout even once the connection is
+        # gone; a caller that waits (a message handler, say) would hold up the reconnect.
+        publishing = asyncio.ensure_future(client.publish(topic, payload, qos=qos, retain=retain))
         try:
-            await client.publish(topic, payload, qos=qos, retain=retain)
-        except aiomqtt.MqttError as error:
+            gone = client._disconnected
+            await asyncio.wait({publishing, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            publishing.cancel()
+        if not publishing.done() or publishing.cancelled():
+            raise LinkDown(f"lost {self.endpoint.url} before it acknowledged a publish")
+        if isinstance(error := publishing.exception(), aiomqtt.MqttError):
             raise LinkDown(f"publish to {self.endpoint.url} failed: {_reason(error)}") from None
+        if error:
+            raise error
         _reraise_swallowed_cancel()
 
     def send(self, topic: str, payload: bytes) -> None:

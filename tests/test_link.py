@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -229,3 +230,30 @@ async def test_a_cancellation_swallowed_below_a_publish_still_stops_the_task(
 
         with pytest.raises(asyncio.CancelledError):
             await asyncio.create_task(owner())
+
+
+async def test_a_publish_the_broker_never_acknowledges_ends_when_the_connection_drops(
+    tmp_path: Path,
+) -> None:
+    """A QoS 1 publish in flight when the broker dies raises LinkDown as the connection drops,
+    not after aiomqtt's timeout: a message handler awaiting it would hold up the reconnect."""
+    port = free_port()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    broker = subprocess.Popen([mosquitto, "-c", str(config)], stderr=subprocess.DEVNULL)
+    try:
+        link = Link(Endpoint("127.0.0.1", port), "unacknowledged")
+        async with running(link):
+            broker.send_signal(signal.SIGSTOP)  # it will never acknowledge
+            publishing = asyncio.create_task(link.publish(f"aidc/v1/{SITE}/x", b"x", qos=1))
+            await asyncio.sleep(0.3)
+            assert not publishing.done()
+            broker.kill()
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(LinkDown, match="before it acknowledged"):
+                await publishing
+            assert asyncio.get_running_loop().time() - started < 2.0
+    finally:
+        broker.kill()
+        broker.wait()
