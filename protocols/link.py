@@ -125,7 +125,7 @@ def _reason(error: Exception) -> str:
     return text or type(error).__name__
 
 
-def _trouble(url: str, error: aiomqtt.MqttError) -> str:
+def _trouble(url: str, error: Exception) -> str:
     """Why a connection attempt failed, as a clause for the log."""
     if _connack_code(error) is not None:
         return f"broker {url} refused the connection ({_reason(error)})"
@@ -134,7 +134,7 @@ def _trouble(url: str, error: aiomqtt.MqttError) -> str:
     return f"broker {url} is unreachable ({_reason(error)})"
 
 
-def _connack_code(error: aiomqtt.MqttError) -> int | None:
+def _connack_code(error: Exception) -> int | None:
     if not isinstance(error, aiomqtt.MqttCodeError):
         return None
     rc = error.rc
@@ -256,7 +256,8 @@ class Link:
                         await self._on_connect(self.session)
                     async for message in client.messages:
                         await on_message(message)
-            except aiomqtt.MqttError as error:
+            except (aiomqtt.MqttError, LinkDown) as error:
+                # LinkDown: a handler's publish found the connection gone before `messages` did.
                 # aiomqtt's disconnect on the way out can turn our CancelledError into an
                 # MqttError; catching that would keep the link, and its owner, alive.
                 _reraise_swallowed_cancel()

@@ -257,3 +257,19 @@ async def test_a_publish_the_broker_never_acknowledges_ends_when_the_connection_
     finally:
         broker.kill()
         broker.wait()
+
+
+async def test_a_handler_that_finds_the_link_down_gets_a_new_connection(broker: Endpoint) -> None:
+    """A publish in a handler can learn of a dropped connection before the link does: the
+    link reconnects rather than ending, and its owner with it."""
+    sessions: list[int] = []
+
+    async def on_connect(session: int) -> None:
+        sessions.append(session)
+        if session == 1:
+            raise LinkDown("lost the broker before it acknowledged a publish")
+
+    link = Link(broker, "handler-down", on_connect=on_connect)
+    async with running(link):
+        await until(lambda: len(sessions) >= 2, 10)
+    assert sessions[:2] == [1, 2]
