@@ -158,6 +158,10 @@ class Agent:
                 await self._core_status(codec.CORE_STATUS.decode(payload))
         except (MessageError, ValueError) as error:
             self._complaints.reject("malformed", f"agent {self.id} rejected {topic}: {error}")
+        except LinkDown:
+            raise  # the link reconnects
+        except Exception:  # a bug must not silently take the agent off the air
+            log.exception("agent %s could not handle a message on %s; carrying on", self.id, topic)
 
     async def _core_status(self, status: CoreStatus) -> None:
         """A core that comes online, or back to a broker, learns the fleet from births: send

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -63,10 +64,25 @@ def prometheus(tmp_path: Path, target_port: int) -> Iterator[str]:
     )
     try:
         wait_listening(port)
-        yield f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base)
+        yield base
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def wait_ready(base: str) -> None:
+    """Until Prometheus says it is ready: its API answers 503 while its storage starts."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/-/ready", timeout=5):
+                return
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def query(base: str, promql: str) -> float | None:

@@ -162,6 +162,32 @@ async def test_agents_rebirth_when_asked_and_when_a_core_comes_online(mosquitto:
         await until(lambda: len(inbox.messages) == len(fleet.agents) + 1)
         await watcher.publish(core_status_topic(SITE), encode(CoreStatus(True, 7)), qos=1)
         await until(lambda: len(inbox.messages) == 2 * len(fleet.agents) + 1)
+        # The same core back on a broker that forgot the births: its connection count changed.
+        back = CoreStatus(True, 7, connection=2)
+        await watcher.publish(core_status_topic(SITE), encode(back), qos=1)
+        await until(lambda: len(inbox.messages) == 3 * len(fleet.agents) + 1)
+
+
+async def test_a_bug_in_handling_a_message_leaves_the_agent_on_the_air(
+    mosquitto: Endpoint, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = generated_site(SITE, 1, "hgx-h100")
+    fleet = Fleet(site, mosquitto, interval_s=0.5, seed=5)
+    agent = fleet.agents[0]
+
+    def broken(assignment: Assignment) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(agent, "apply", broken)
+    watcher = Link(mosquitto, "watch-5", subscriptions=[(f"aidc/v1/{SITE}/birth/+/+", 1)])
+    async with running(watcher) as inbox, fleet_running(fleet):
+        await until(lambda: len(inbox.messages) == len(fleet.agents))
+        assign = agent_topic(AgentTopic.ASSIGN, SITE, agent.rack, agent.id)
+        await watcher.publish(assign, encode(Assignment(agent.id, 1, 1, 0.0, [])), qos=1)
+        await until(lambda: "could not handle a message" in caplog.text)
+        rebirth = agent_topic(AgentTopic.AGENTCMD, SITE, agent.rack, agent.id)
+        await watcher.publish(rebirth, encode(Rebirth(id="after-bug")), qos=1)
+        await until(lambda: len(inbox.messages) == len(fleet.agents) + 1)
 
 
 async def test_broker_restart_makes_every_agent_rebirth() -> None:

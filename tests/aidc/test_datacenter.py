@@ -103,7 +103,9 @@ async def test_the_same_seed_gives_the_same_traffic() -> None:
                 assert dc.state.summary is not None
                 figures.append(dc.state.summary.requests_per_s)
             seen.append(figures)
-    assert seen[0] == seen[1]
+    # Agents are processes of their own, so their births can arrive in another order, which
+    # orders the replicas, and so the sums over them, differently: equal but for rounding.
+    assert seen[0] == pytest.approx(seen[1], rel=1e-12)
     assert seen[0][0] > seen[0][-1] > 0, "the burst is over by the end"
 
 
