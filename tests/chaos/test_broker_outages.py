@@ -72,6 +72,7 @@ async def test_agents_are_born_again_within_5_s_of_each_broker_return(site: Live
             await asyncio.sleep(OUTAGE_S)
             site.start_broker()
             back = time.monotonic()
+            summaries_before = len(summaries.messages)
             # A fresh watcher is subscribed before the agents' reconnect backoff ends.
             births = Link(site.endpoint, f"births-{outage}", subscriptions=[(BIRTHS, 1)])
             async with running(births) as born:
@@ -86,7 +87,10 @@ async def test_agents_are_born_again_within_5_s_of_each_broker_return(site: Live
                 rebirths.append(time.monotonic() - back)
             with_outage.cancel()
             await asyncio.gather(with_outage, return_exceptions=True)
-            reply = await site.ask(command)  # the operator sends it again, same id
+            # The operator sends it again, same id, once the dashboard shows the core is back
+            # (a command sent before the core has subscribed again goes nowhere).
+            await until(lambda n=summaries_before: len(summaries.messages) > n, 30)
+            reply = await site.ask(command)
             assert reply.ok, reply.error
             healthy = GPUS - 8 * (outage + 1)
             await until(lambda h=healthy: summaries.latest(Summary).gpus_healthy == h, 30)
