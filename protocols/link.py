@@ -50,8 +50,9 @@ def _closed_socket_write(context: dict[str, Any]) -> bool:
     )
 
 
-def _guard_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Keep `_closed_socket_write` errors out of the log; pass every other error on."""
+def _prepare_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Once per event loop: keep `_closed_socket_write` errors out of the log (passing every
+    other error on), and give the loop enough threads to open many connections at once."""
     previous = loop.get_exception_handler()
     if getattr(previous, "aidc_guard", False):
         return
@@ -225,7 +226,7 @@ class Link:
 
     async def run(self, on_message: MessageHandler) -> None:
         """Stay connected and hand every message to `on_message`, until cancelled."""
-        _guard_loop(asyncio.get_running_loop())
+        _prepare_loop(asyncio.get_running_loop())
         failures = 0
         down_since: float | None = None
         while True:
