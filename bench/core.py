@@ -35,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 import sim.aggregate  # noqa: E402
 import sim.health  # noqa: E402
 import sim.histogram  # noqa: E402
+import sim.liveness  # noqa: E402
+import sim.routing  # noqa: E402
 import sim.serving  # noqa: E402
 import sim.world  # noqa: E402
 from protocols.messages import Birth, GpuInfo, NicInfo, NodeInventory  # noqa: E402
@@ -279,7 +281,27 @@ def pool_totals_numpy(
     out[:, -1] += np.bincount(group, np.where(good, per_replica[-1][member], 0.0), minlength=n)
 
 
+def mark_numpy(
+    states: Any, alive: Bool, seen: F64, interval: F64, silent_after: float, now: float, *rest: Any
+) -> int:
+    """sim.liveness._mark with masks and np.bincount."""
+    gpu_node, gpu_present, lost, failed = rest
+    states[~alive | (now - seen > silent_after * interval)] = lost
+    missing = np.bincount(gpu_node[~gpu_present], minlength=states.size) > 0
+    states[missing & (states != lost)] = failed
+    return 0
+
+
+def pools_with_ready_numpy(pool_of_replica: Any, ready: Bool, pools: int) -> Bool:
+    """sim.routing._pools_with_ready with np.bincount."""
+    member = ready & (pool_of_replica >= 0)
+    found: Bool = np.bincount(pool_of_replica[member], minlength=pools) > 0
+    return found
+
+
 TWINS = [
+    (sim.liveness, "_mark", mark_numpy),
+    (sim.routing, "_pools_with_ready", pools_with_ready_numpy),
     (sim.serving, "_serve", serve_numpy),
     (sim.world, "route", route_numpy),
     (sim.histogram, "_add", add_numpy),
@@ -287,7 +309,7 @@ TWINS = [
     (sim.health, "_scan_gpus", scan_gpus_numpy),
     (sim.aggregate, "_pool_totals", pool_totals_numpy),
 ]
-"""Every kernel a tick runs over the fleet's replicas or GPUs, and its numpy twin."""
+"""Every kernel a tick runs over the fleet's nodes, replicas or GPUs, and its numpy twin."""
 
 
 @contextlib.contextmanager

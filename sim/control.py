@@ -32,12 +32,11 @@ from sim.journal import (
     ReplicaTarget,
     RouteWeights,
 )
+from sim.liveness import mark_lost_and_failed
 from sim.pools import DRAINING, READY, WARMING, Pools
 
 NODE_STATES = ("ready", "cordoned", "draining", "drained", "lost", "failed")
 STATE_INDEX = {name: i for i, name in enumerate(NODE_STATES)}
-STALE_INTERVALS = 3.0
-"""A node whose telemetry is this many intervals old is lost."""
 
 SendToAgent = Callable[[str, AgentCommand], None]
 """Delivers an agent command to the agent that speaks for a node."""
@@ -108,11 +107,9 @@ class ControlPlane:
             row = nodes.rows.get(node)
             if row is not None:
                 states[row] = STATE_INDEX[intent.state]
-        stale = now - nodes["seen"] > STALE_INTERVALS * nodes["interval"] * self.speed
-        states[~nodes["alive"] | stale] = STATE_INDEX["lost"]
         gpus = self.fleet.devices["gpu"].table
-        missing = np.bincount(gpus["node"][~gpus["present"]], minlength=len(states))
-        states[(missing > 0) & (states != STATE_INDEX["lost"])] = STATE_INDEX["failed"]
+        lost, failed = STATE_INDEX["lost"], STATE_INDEX["failed"]
+        mark_lost_and_failed(states, nodes, gpus, now, self.speed, lost, failed)
         return states
 
     def schedulable(self, now: float) -> Mapping[str, npt.NDArray[np.bool_]]:

@@ -68,36 +68,36 @@ def _scan_gpus(
     strays = 0
     for c in prange(CHUNKS):
         lo, hi = chunk(n, c)
+        k = lo  # a chunk lists what it finds from its own first row on
         for i in range(lo, hi):
-            if not 0 <= node[i] < alive_nodes.size:
-                strays += 1
-                found[i] = 0
-                continue
-            gone = not present[i] and alive_nodes[node[i]]
-            throttling = thermal[i] > last_thermal[i]
-            bits = 0
-            if gone and not was_gone[i]:
-                bits |= GONE
-            if xid_count[i] > last_xid[i]:
-                bits |= NEW_XID
-            if throttling and not was_throttling[i]:
-                bits |= THROTTLING
+            gone = False
+            if not present[i]:  # rare: the gathers and checks are left to the rare case
+                if not 0 <= node[i] < alive_nodes.size:
+                    strays += 1
+                    continue
+                gone = alive_nodes[node[i]]
+            x, t = xid_count[i], thermal[i]
+            throttling = t > last_thermal[i]
+            bits = (
+                (gone and not was_gone[i]) * GONE
+                + (x > last_xid[i]) * NEW_XID
+                + (throttling and not was_throttling[i]) * THROTTLING
+            )
             was_gone[i], was_throttling[i] = gone, throttling
-            last_xid[i], last_thermal[i] = xid_count[i], thermal[i]
-            found[i] = bits
-            hits[c] += bits != 0
+            last_xid[i], last_thermal[i] = x, t
+            if bits:
+                rows[k], found[k] = i, bits
+                k += 1
+        hits[c] = k - lo
     if strays:
         return -1
-    # Compact in place, in GPU order, visiting only the chunks where something was found.
+    # The chunks' lists, one after the other: every row in GPU order.
     k = 0
     for c in range(CHUNKS):
-        if hits[c] == 0:
-            continue
-        lo, hi = chunk(n, c)
-        for i in range(lo, hi):
-            if found[i]:
-                rows[k], found[k] = i, found[i]
-                k += 1
+        lo = chunk(n, c)[0]
+        for j in range(lo, lo + hits[c]):
+            rows[k], found[k] = rows[j], found[j]
+            k += 1
     return k
 
 
@@ -126,8 +126,9 @@ def scan_gpus(
     """In one pass over the GPUs, those that changed since `baseline` (which is updated):
     their rows and what happened, as GONE (stopped reporting while its agent is alive),
     NEW_XID (the XID count rose) and THROTTLING (the thermal-violation counter started
-    rising) bits. GPUs new since the last scan start from what they show now. A GPU that names
-    a node beyond `alive_nodes` is a bug: it raises ValueError (after the others are scanned)."""
+    rising) bits. GPUs new since the last scan start from what they show now. A missing GPU that
+    names a node beyond `alive_nodes` is a bug: it raises ValueError (after the others are
+    scanned)."""
     n = present.shape[0]
     if any(a.shape != (n,) for a in (node, xid_count, thermal)):
         raise ValueError(f"every GPU array must have shape ({n},)")

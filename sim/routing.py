@@ -47,36 +47,87 @@ def _members(
     return start, members
 
 
+@njit(cache=True)
+def _pools_with_ready(pool_of_replica: np.ndarray, ready: np.ndarray, pools: int) -> np.ndarray:
+    found = np.zeros(pools, np.bool_)
+    left = pools
+    for r in range(pool_of_replica.size):
+        p = pool_of_replica[r]
+        if ready[r] and 0 <= p < pools and not found[p]:
+            found[p] = True
+            left -= 1
+            if left == 0:  # the usual case: a pool's first replicas are ready
+                break
+    return found
+
+
+def pools_with_ready(
+    pool_of_replica: npt.NDArray[np.integer], ready: npt.NDArray[np.bool_], pools: int
+) -> npt.NDArray[np.bool_]:
+    """Which of `pools` pools have a ready replica (`pool_of_replica` -1 is in no pool)."""
+    if pool_of_replica.shape != ready.shape or ready.dtype != np.bool_:
+        raise ValueError("pool_of_replica and ready must be 1-D arrays of one shape")
+    found: npt.NDArray[np.bool_] = _pools_with_ready(pool_of_replica, ready, pools)
+    return found
+
+
 @njit(cache=True, parallel=True)
 def _sums_below(
-    pool: np.ndarray, cost: np.ndarray, slope: np.ndarray, below: float
-) -> tuple[float, float, int]:
-    """Over the replicas of `pool` whose cost is below `below`: sum 1/slope, sum cost/slope,
-    and how many there are."""
-    inverse_slopes = np.zeros(CHUNKS)
-    weighted_costs = np.zeros(CHUNKS)
-    counted = np.zeros(CHUNKS, np.int64)
+    pool_of_replica: np.ndarray,
+    ready: np.ndarray,
+    cost: np.ndarray,
+    inverse_slope: np.ndarray,
+    below: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pool p, over its ready replicas whose cost is below below[p]: sum 1/slope, sum
+    cost/slope, and how many there are."""
+    pools = below.size
+    inverse_slopes = np.zeros((CHUNKS, pools))
+    weighted_costs = np.zeros((CHUNKS, pools))
+    counted = np.zeros((CHUNKS, pools), np.int64)
     for c in prange(CHUNKS):
-        lo, hi = chunk(pool.size, c)
-        inverse, weighted, n = 0.0, 0.0, 0
-        for i in range(lo, hi):
-            r = pool[i]
-            if cost[r] < below:
-                inverse += 1.0 / slope[r]
-                weighted += cost[r] / slope[r]
-                n += 1
-        inverse_slopes[c], weighted_costs[c], counted[c] = inverse, weighted, n
-    return inverse_slopes.sum(), weighted_costs.sum(), counted.sum()
+        lo, hi = chunk(pool_of_replica.size, c)
+        # A run of one pool's replicas adds up in registers, not through memory.
+        p, inverse, weighted, n = -1, 0.0, 0.0, 0
+        for r in range(lo, hi):
+            q = pool_of_replica[r]
+            if not (ready[r] and q >= 0 and cost[r] < below[q]):
+                continue
+            if q != p:
+                if p >= 0:
+                    inverse_slopes[c, p] += inverse
+                    weighted_costs[c, p] += weighted
+                    counted[c, p] += n
+                p, inverse, weighted, n = q, 0.0, 0.0, 0
+            inverse += inverse_slope[r]
+            weighted += cost[r] * inverse_slope[r]
+            n += 1
+        if p >= 0:
+            inverse_slopes[c, p] += inverse
+            weighted_costs[c, p] += weighted
+            counted[c, p] += n
+    for c in range(1, CHUNKS):  # in chunk order, so the sums do not depend on the threads
+        inverse_slopes[0] += inverse_slopes[c]
+        weighted_costs[0] += weighted_costs[c]
+        counted[0] += counted[c]
+    return inverse_slopes[0], weighted_costs[0], counted[0]
 
 
 @njit(cache=True, parallel=True)
 def _fill_to(
-    pool: np.ndarray, cost: np.ndarray, slope: np.ndarray, level: float, arrivals: np.ndarray
+    pool_of_replica: np.ndarray,
+    ready: np.ndarray,
+    cost: np.ndarray,
+    inverse_slope: np.ndarray,
+    level: np.ndarray,
+    arrivals: np.ndarray,
 ) -> None:
-    for i in prange(pool.size):
-        r = pool[i]
-        if cost[r] < level:
-            arrivals[r] = (level - cost[r]) / slope[r]
+    for r in prange(pool_of_replica.size):
+        p = pool_of_replica[r]
+        if ready[r] and p >= 0 and cost[r] < level[p]:
+            arrivals[r] = (level[p] - cost[r]) * inverse_slope[r]
+        else:
+            arrivals[r] = 0.0
 
 
 @njit(cache=True)
@@ -85,33 +136,38 @@ def _water_fill(
     pool_of_replica: np.ndarray,
     ready: np.ndarray,
     cost: np.ndarray,
-    slope: np.ndarray,
+    inverse_slope: np.ndarray,
     arrivals: np.ndarray,
     unroutable: np.ndarray,
 ) -> None:
     """Each pool's count spread over its ready replicas so that cost + slope * arrivals is level
-    across those that get any and no lower on those that get none."""
-    start, members = _members(pool_of_replica, ready, counts.size)
-    arrivals[:] = 0.0
-    for p in range(counts.size):
-        unroutable[p] = 0
-        if counts[p] == 0:
-            continue
-        pool = members[start[p] : start[p + 1]]
-        if pool.size == 0:
-            unroutable[p] = counts[p]
-            continue
-        # Michelot's iteration: level the pool, drop the replicas already above the level, and
-        # level again; the level only falls, so the replicas left are those below the last
-        # level, and it stops when that drops none.
-        below, level, active = np.inf, np.inf, -1
-        while True:
-            inverse_slopes, weighted_costs, size = _sums_below(pool, cost, slope, below)
-            if size == active:
-                break
-            level = (counts[p] + weighted_costs) / inverse_slopes
-            below, active = level, size
-        _fill_to(pool, cost, slope, level, arrivals)
+    across those that get any and no lower on those that get none (slopes come inverted:
+    multiplying is far cheaper than dividing)."""
+    # Michelot's iteration, every pool at once (a pass over the replicas levels them all):
+    # level each pool, drop the replicas already above its level, and level again; a level
+    # only falls, so the replicas left are those below the last level, and a pool is done
+    # when that drops none.
+    pools = counts.size
+    below = np.where(counts > 0, np.inf, -np.inf)
+    level = np.full(pools, -np.inf)
+    active = np.full(pools, -1)
+    unroutable[:] = 0
+    while True:
+        inverse_slopes, weighted_costs, size = _sums_below(
+            pool_of_replica, ready, cost, inverse_slope, below
+        )
+        changed = False
+        for p in range(pools):
+            if counts[p] == 0 or size[p] == active[p]:
+                continue
+            if size[p] == 0:  # no ready replica (a level is above one, once there is one)
+                unroutable[p], below[p], active[p] = counts[p], -np.inf, 0
+                continue
+            level[p] = (counts[p] + weighted_costs[p]) / inverse_slopes[p]
+            below[p], active[p], changed = level[p], size[p], True
+        if not changed:
+            break
+    _fill_to(pool_of_replica, ready, cost, inverse_slope, level, arrivals)
 
 
 @njit(cache=True)
@@ -239,8 +295,10 @@ def route(
         prefill_blocks = queued * prompt / BLOCK_TOKENS
         decode_blocks = decoding * _amounts("context_tokens", context_tokens, n) / BLOCK_TOKENS
         cost = prefill_weight * prefill_blocks + decode_blocks
-        slope = prefill_weight * prompt / BLOCK_TOKENS
-        _water_fill(counts, pools, up, cost, slope, arrivals, unroutable)
+        inverse_slope = np.divide(
+            BLOCK_TOKENS / prefill_weight, prompt, out=np.zeros(n), where=prompt > 0
+        )
+        _water_fill(counts, pools, up, cost, inverse_slope, arrivals, unroutable)
     return arrivals, unroutable
 
 

@@ -17,7 +17,7 @@ from sim.fleet_state import FleetState
 from sim.health import Finding, HealthPolicy
 from sim.histogram import Histograms
 from sim.pools import DRAINING, READY, STOPPED, Pools
-from sim.routing import POLICIES, route, split_by_weights
+from sim.routing import POLICIES, pools_with_ready, route, split_by_weights
 from sim.serving import TickResult, serve
 from sim.traffic import Traffic
 
@@ -248,7 +248,7 @@ class World:
         weights = np.zeros((len(self.models), len(names)))
         ready = self.pools.replicas["state"] == READY
         pool_of = self.pools.replicas["pool"].astype(np.int64)
-        has_ready = np.bincount(pool_of[ready], minlength=len(names)) > 0
+        has_ready = pools_with_ready(pool_of, ready, len(names))
         for m, model in enumerate(self.models):
             route_weights = self.control.routes.get(model)
             if route_weights is None:

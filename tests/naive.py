@@ -129,6 +129,11 @@ def _ready_members(pool, pool_of_replica, ready):  # type: ignore[no-untyped-def
     return [r for r in range(len(pool_of_replica)) if ready[r] and pool_of_replica[r] == pool]
 
 
+def pools_with_ready(pool_of_replica, ready, pools):  # type: ignore[no-untyped-def]
+    """Pool by pool, whether any of its replicas is ready."""
+    return [bool(_ready_members(p, pool_of_replica, ready)) for p in range(pools)]
+
+
 def water_fill(counts, pool_of_replica, ready, cost, slope):  # type: ignore[no-untyped-def]
     """Each pool's count spread over its ready replicas so that cost + slope * arrivals is one
     level for those that get any, the level found by bisection; returns (arrivals, unroutable)."""
@@ -273,3 +278,22 @@ def scan_gpus(present, node, alive_nodes, xid_count, thermal, last):  # type: ig
             rows.append(i)
             found.append(bits)
     return rows, found
+
+
+# sim/liveness.py
+
+
+def mark_lost_and_failed(states, nodes, gpus, silent_after, now, lost, failed):  # type: ignore[no-untyped-def]
+    """Node by node (`nodes` is alive, seen, interval), lost when its agent is gone or silent;
+    then GPU by GPU (`gpus` is node, present), failed when it is missing from a node that is
+    not lost; returns the states as a list."""
+    alive, seen, interval = nodes
+    gpu_node, gpu_present = gpus
+    out = list(states)
+    for n in range(len(out)):
+        if not alive[n] or now - seen[n] > silent_after * interval[n]:
+            out[n] = lost
+    for g in range(len(gpu_node)):
+        if not gpu_present[g] and out[gpu_node[g]] != lost:
+            out[gpu_node[g]] = failed
+    return out

@@ -12,6 +12,7 @@ from sim.routing import (
     P2C_DECISIONS_PER_REPLICA,
     POLICIES,
     Policy,
+    pools_with_ready,
     route,
     split_by_weights,
 )
@@ -260,6 +261,14 @@ def test_water_filling_equals_its_naive_twin(seed: int, n: int, pools: int, weig
         np.testing.assert_allclose(arrivals, twin_arrivals, rtol=1e-9, atol=1e-9)
         assert unroutable.tolist() == twin_unroutable
         assert arrivals.sum() + unroutable.sum() == pytest.approx(f["counts"].sum())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.integers(1, 5))
+def test_pools_with_ready_equals_its_naive_twin(seed: int, n: int, pools: int) -> None:
+    f = random_fleet(seed, n, pools)
+    found = pools_with_ready(f["pools"], f["ready"], pools)
+    assert found.tolist() == naive.pools_with_ready(f["pools"], f["ready"], pools)
 
 
 @settings(max_examples=60, deadline=None)
