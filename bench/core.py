@@ -36,6 +36,7 @@ import sim.aggregate  # noqa: E402
 import sim.health  # noqa: E402
 import sim.histogram  # noqa: E402
 import sim.liveness  # noqa: E402
+import sim.pools  # noqa: E402
 import sim.routing  # noqa: E402
 import sim.serving  # noqa: E402
 import sim.world  # noqa: E402
@@ -299,7 +300,15 @@ def pools_with_ready_numpy(pool_of_replica: Any, ready: Bool, pools: int) -> Boo
     return found
 
 
+def promote_and_count_numpy(pool: Any, state: Any, ready_at: F64, now: float, pools: int) -> Any:
+    """sim.pools._promote_and_count with masks and np.bincount."""
+    state[(state == sim.pools.WARMING) & (ready_at <= now)] = sim.pools.READY
+    active = ((state == sim.pools.WARMING) | (state == sim.pools.READY)) & (pool >= 0)
+    return np.bincount(pool[active], minlength=pools)[:pools]
+
+
 TWINS = [
+    (sim.pools, "_promote_and_count", promote_and_count_numpy),
     (sim.liveness, "_mark", mark_numpy),
     (sim.routing, "_pools_with_ready", pools_with_ready_numpy),
     (sim.serving, "_serve", serve_numpy),

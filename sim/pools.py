@@ -4,11 +4,14 @@ takes."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit, prange
 
 from sim.catalog import Accelerator, LlmModel, accelerator, llm_model
+from sim.chunks import CHUNKS, chunk
 from sim.fleet_state import FleetState
 from sim.roofline import ReplicaPerf, replica_perf
 from sim.routing import Policy
@@ -21,6 +24,33 @@ LOAD_BYTES_PER_S_PER_DEVICE = 2e9
 """How fast a device loads its share of the weights (storage and PCIe): sets warm-up time."""
 LOAD_FIXED_S = 20.0
 """Container start, engine init and CUDA graph capture before the weights load."""
+
+
+@njit(cache=True, parallel=True)
+def _promote_and_count(
+    pool: np.ndarray, state: np.ndarray, ready_at: np.ndarray, now: float, pools: int
+) -> np.ndarray:
+    """Warming replicas whose time has come become ready; each pool's warming and ready ones."""
+    counts = np.zeros((CHUNKS, pools), np.int64)
+    for c in prange(CHUNKS):
+        lo, hi = chunk(pool.size, c)
+        p, run = -1, 0  # a run of one pool's replicas counts in a register
+        for r in range(lo, hi):
+            if state[r] == WARMING and ready_at[r] <= now:
+                state[r] = READY
+            if not (state[r] == WARMING or state[r] == READY) or not 0 <= pool[r] < pools:
+                continue
+            if pool[r] != p:
+                if p >= 0:
+                    counts[c, p] += run
+                p, run = pool[r], 0
+            run += 1
+        if p >= 0:
+            counts[c, p] += run
+    for c in range(1, CHUNKS):
+        counts[0] += counts[c]
+    total: np.ndarray = counts[0]
+    return total
 
 
 @dataclass(frozen=True)
@@ -84,7 +114,7 @@ class Pools:
         }
         self.state = ReplicaState.empty(0)
         self._params: ReplicaParams | None = None
-        self.gpu_devices = np.full((0, 1), -1, np.int64)
+        self.gpu_devices = np.full((0, 1), -1, np.int32)
         """GPU rows of each replica, one row per replica, -1 padded (LPU replicas: all -1)."""
 
     def add(self, spec: PoolSpec) -> Pool:
@@ -158,7 +188,7 @@ class Pools:
         rows, columns = max(len(self.replicas), old.shape[0]), max(width, old.shape[1])
         if (rows, columns) != old.shape:
             capacity = max(rows, 2 * old.shape[0]) if rows > old.shape[0] else old.shape[0]
-            new = np.full((capacity, columns), -1, np.int64)
+            new = np.full((capacity, columns), -1, np.int32)
             new[: old.shape[0], : old.shape[1]] = old
             self.gpu_devices = new
 
@@ -226,12 +256,14 @@ class Pools:
         empty draining replicas stop. Sentences for what could not be done."""
         problems = []
         states = self.replicas["state"]
-        states[(states == WARMING) & (self.replicas["ready_at"] <= now)] = READY
+        pool_of, ready_at = self.replicas["pool"], self.replicas["ready_at"]
+        kernel_args: list[Any] = [pool_of, states, ready_at, now, len(self.pools)]
+        active: npt.NDArray[np.int64] = _promote_and_count(*kernel_args)
         for pool in self.pools.values():
-            active = self.rows(pool, (WARMING, READY))
-            for row in active[pool.desired :][::-1].tolist():
-                self.drain(row)
-            missing = pool.desired - len(active)
+            if active[pool.index] > pool.desired:
+                for row in self.rows(pool, (WARMING, READY))[pool.desired :][::-1].tolist():
+                    self.drain(row)
+            missing = pool.desired - int(active[pool.index])
             if missing > 0:
                 missing -= self.place(pool, missing, schedulable[pool.accelerator.kind], now)
             if missing > 0:

@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
+from sim.checks import LARGEST, all_within
 from sim.chunks import CHUNKS, chunk
 
 F64 = npt.NDArray[np.float64]
@@ -320,6 +321,7 @@ def _amounts(name: str, values: npt.ArrayLike, n: int) -> F64:
         raise ValueError(
             f"{name} must be real numbers of shape ({n},), got {array.dtype} {array.shape}"
         )
-    if not np.isfinite(array).all() or (array < 0).any():
+    array = np.ascontiguousarray(array, np.float64)
+    if not all_within(array, 0.0, LARGEST):
         raise ValueError(f"{name} must be finite and at least 0")
-    return np.ascontiguousarray(array, np.float64)
+    return array

@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
+from sim.checks import LARGEST, all_above, all_within
+
 PREFILL_SHARE = 0.5
 """Fraction of a tick chunked prefill takes while sequences are decoding (vLLM interleaves)."""
 
@@ -192,10 +194,10 @@ def serve(
     kinds = params.prompt_tokens.shape[0]
     if any(a.shape != (kinds,) for a in vars(params).values()):
         raise ValueError(f"every parameter array must have shape ({kinds},)")
-    if n and (kind.min() < 0 or kind.max() >= kinds):
+    if not all_within(kind, 0, kinds - 1):
         raise ValueError(f"replica kinds must lie in 0..{kinds - 1}")
-    if n and (clock.min() <= 0 or arrivals.min() < 0):
-        raise ValueError("clock factors must be above 0 and arrivals at least 0")
+    if not (all_above(clock, 0.0) and all_within(arrivals, 0.0, LARGEST)):
+        raise ValueError("clock factors must be above 0 and arrivals at least 0, all finite")
     p = params
     prompt_work = p.prompt_tokens * p.prefill_s_per_token
     capacity = p.kv_capacity_tokens
@@ -203,7 +205,7 @@ def serve(
         arrivals,
         clock,
         up,
-        np.ascontiguousarray(kind, np.intp),
+        np.ascontiguousarray(kind),
         p.prompt_tokens,
         p.output_tokens,
         prompt_work,

@@ -103,7 +103,7 @@ def _replica_gpus(
 
 
 def replica_gpus(
-    devices: npt.NDArray[np.int64],
+    devices: npt.NDArray[np.integer[Any]],
     clocks: npt.NDArray[np.float32],
     present: npt.NDArray[np.bool_],
     kind: npt.NDArray[np.integer[Any]],

@@ -297,3 +297,19 @@ def mark_lost_and_failed(states, nodes, gpus, silent_after, now, lost, failed): 
         if not gpu_present[g] and out[gpu_node[g]] != lost:
             out[gpu_node[g]] = failed
     return out
+
+
+# sim/pools.py
+
+
+def promote_and_count(pool, state, ready_at, now, pools):  # type: ignore[no-untyped-def]
+    """Replica by replica: a warming one whose time has come becomes ready (1); then counts of
+    warming (0) and ready replicas per pool; returns (states, counts) as lists."""
+    states = list(state)
+    counts = [0] * pools
+    for r in range(len(states)):
+        if states[r] == 0 and ready_at[r] <= now:
+            states[r] = 1
+        if states[r] in (0, 1) and 0 <= pool[r] < pools:
+            counts[pool[r]] += 1
+    return states, counts

@@ -2,10 +2,13 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.messages import Birth, GpuInfo, NodeInventory
 from sim.fleet_state import FleetState
-from sim.pools import DRAINING, READY, STOPPED, WARMING, Pools, PoolSpec
+from sim.pools import DRAINING, READY, STOPPED, WARMING, Pools, PoolSpec, _promote_and_count
+from tests import naive
 
 H100 = "NVIDIA H100 80GB HBM3"
 
@@ -131,3 +134,16 @@ def test_bad_pools_are_refused() -> None:
         pools.add(PoolSpec("tiny", "llama-3-1-70b", H100, 1))
     with pytest.raises(KeyError, match="no model"):
         pools.add(PoolSpec("x", "llama-9", H100, 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 80), st.integers(1, 4), st.integers(0, 2**31))
+def test_promote_and_count_equals_its_naive_twin(n: int, pools: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(-1, pools + 1, n).astype(np.int32)
+    state = rng.integers(0, 4, n).astype(np.uint8)
+    ready_at = rng.uniform(0.0, 10.0, n)
+    twin_states, twin_counts = naive.promote_and_count(pool, state, ready_at, 5.0, pools)
+    counts = _promote_and_count(pool, state, ready_at, 5.0, pools)
+    assert state.tolist() == twin_states
+    assert counts.tolist() == twin_counts
