@@ -4,7 +4,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
-from sim.chunks import CHUNKS, chunk
+from sim.chunks import CHUNKS, add_chunks, chunk, parallel_kernel
 
 F64 = npt.NDArray[np.float64]
 
@@ -61,7 +61,7 @@ def rack_totals(
     return totals
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _pool_totals(
     pool: np.ndarray,
     ttft_slo: np.ndarray,
@@ -85,8 +85,7 @@ def _pool_totals(
                 mine[g, 1 + k] += per_replica[k][r]
             if ttft[r] <= ttft_slo[g] and itl[r] <= itl_slo[g]:
                 mine[g, 1 + summed] += per_replica[summed - 1][r]
-    for c in range(CHUNKS):
-        out += partial[c]
+    add_chunks(out, partial)
 
 
 def pool_totals(

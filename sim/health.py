@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
-from sim.chunks import CHUNKS, chunk
+from sim.chunks import CHUNKS, chunk, parallel_kernel
 from sim.fleet_state import FleetState
 
 APPLICATION_XIDS = frozenset({13, 31, 43, 45, 68})
@@ -49,7 +49,7 @@ GONE, NEW_XID, THROTTLING = 1, 2, 4
 _STRAY = "a GPU names a node beyond alive_nodes"
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _scan_gpus(
     present: np.ndarray,
     node: np.ndarray,

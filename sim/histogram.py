@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
-from sim.chunks import CHUNKS, chunk
+from sim.chunks import CHUNKS, add_chunks, chunk, parallel_kernel
 
 F64 = npt.NDArray[np.float64]
 Index = npt.NDArray[np.integer[Any]]
@@ -122,7 +122,7 @@ def _accumulate(
         sum_s[part, row] += run_sum
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _add(
     counts: np.ndarray,
     sum_s: np.ndarray,
@@ -148,9 +148,8 @@ def _add(
     for c in prange(CHUNKS):
         lo, hi = chunk(entity.size, c)
         _accumulate(partial_counts, partial_sums, edges, cell_bins, *observations, c, lo, hi)
-    for c in range(CHUNKS):
-        counts += partial_counts[c]
-        sum_s += partial_sums[c]
+    add_chunks(counts, partial_counts)
+    add_chunks(sum_s, partial_sums)
     return 0
 
 

@@ -5,15 +5,16 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit, prange
+from numba import prange
 
+from sim.chunks import parallel_kernel
 from sim.tables import Table
 
 STALE_INTERVALS = 3.0
 """A node is lost once its agent has been silent this many reporting intervals."""
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _mark(
     states: np.ndarray,
     alive: np.ndarray,

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit, prange
+from numba import prange
 
 from sim.catalog import Accelerator, LlmModel, accelerator, llm_model
-from sim.chunks import CHUNKS, chunk
+from sim.chunks import CHUNKS, add_chunks, chunk, parallel_kernel
 from sim.fleet_state import FleetState
 from sim.roofline import ReplicaPerf, replica_perf
 from sim.routing import Policy
@@ -26,7 +26,7 @@ LOAD_FIXED_S = 20.0
 """Container start, engine init and CUDA graph capture before the weights load."""
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _promote_and_count(
     pool: np.ndarray, state: np.ndarray, ready_at: np.ndarray, now: float, pools: int
 ) -> np.ndarray:
@@ -47,9 +47,8 @@ def _promote_and_count(
             run += 1
         if p >= 0:
             counts[c, p] += run
-    for c in range(1, CHUNKS):
-        counts[0] += counts[c]
-    total: np.ndarray = counts[0]
+    total = np.zeros(pools, np.int64)
+    add_chunks(total, counts)
     return total
 
 

@@ -7,7 +7,7 @@ import numpy.typing as npt
 from numba import njit, prange
 
 from sim.checks import LARGEST, all_within
-from sim.chunks import CHUNKS, chunk
+from sim.chunks import CHUNKS, add_chunks, chunk, parallel_kernel
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -72,7 +72,7 @@ def pools_with_ready(
     return found
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _sums_below(
     pool_of_replica: np.ndarray,
     ready: np.ndarray,
@@ -107,14 +107,14 @@ def _sums_below(
             inverse_slopes[c, p] += inverse
             weighted_costs[c, p] += weighted
             counted[c, p] += n
-    for c in range(1, CHUNKS):  # in chunk order, so the sums do not depend on the threads
-        inverse_slopes[0] += inverse_slopes[c]
-        weighted_costs[0] += weighted_costs[c]
-        counted[0] += counted[c]
-    return inverse_slopes[0], weighted_costs[0], counted[0]
+    sums = np.zeros(pools), np.zeros(pools), np.zeros(pools, np.int64)
+    add_chunks(sums[0], inverse_slopes)
+    add_chunks(sums[1], weighted_costs)
+    add_chunks(sums[2], counted)
+    return sums
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _fill_to(
     pool_of_replica: np.ndarray,
     ready: np.ndarray,
@@ -149,10 +149,11 @@ def _water_fill(
     # only falls, so the replicas left are those below the last level, and a pool is done
     # when that drops none.
     pools = counts.size
-    below = np.where(counts > 0, np.inf, -np.inf)
-    level = np.full(pools, -np.inf)
-    active = np.full(pools, -1)
-    unroutable[:] = 0
+    below, level = np.empty(pools), np.empty(pools)
+    active = np.empty(pools, np.int64)
+    for p in range(pools):
+        below[p] = np.inf if counts[p] > 0 else -np.inf
+        level[p], active[p], unroutable[p] = -np.inf, -1, 0
     while True:
         inverse_slopes, weighted_costs, size = _sums_below(
             pool_of_replica, ready, cost, inverse_slope, below

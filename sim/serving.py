@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit, prange
+from numba import prange
 
 from sim.checks import LARGEST, all_above, all_within
+from sim.chunks import parallel_kernel
 
 PREFILL_SHARE = 0.5
 """Fraction of a tick chunked prefill takes while sequences are decoding (vLLM interleaves)."""
@@ -82,7 +83,7 @@ class TickResult:
         return cls(*(np.zeros(replicas) for _ in range(7)))
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _serve(
     dt: float,
     arrivals: np.ndarray,

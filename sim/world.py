@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit, prange
+from numba import prange
 
 from sim.aggregate import pool_totals
 from sim.autoscaler import Autoscaler, PoolLoad
 from sim.catalog import llm_model
+from sim.chunks import parallel_kernel
 from sim.control import STATE_INDEX, ControlPlane
 from sim.fleet_state import FleetState
 from sim.health import Finding, HealthPolicy
@@ -72,7 +73,7 @@ MIN_CLOCK_FACTOR = 0.05
 """A throttled replica serves at no less than this fraction of its full speed."""
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _replica_gpus(
     devices: np.ndarray,
     clocks: np.ndarray,
