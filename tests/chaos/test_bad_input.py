@@ -148,7 +148,10 @@ async def test_a_flood_of_bad_input_breaks_nothing(site: LiveSite) -> None:
         await until(caught_up, 60)
         after = inbox.latest(Summary)
         await until(lambda: inbox.latest(Summary).time > after.time + 2, 30)  # still ticking
-        assert inbox.latest(Summary).gpus_healthy == 64
+        # Agents report every 0.2 s and the core runs at 30x, so 0.6 s without a report (a core
+        # chewing through a batch of refusals on a busy machine) counts a node lost until its
+        # next report. What the flood must not do is leave anything lost or broken.
+        await until(lambda: inbox.latest(Summary).gpus_healthy == 64, 10)
     states = await site.node_states(rack="r001") | await site.node_states(rack="r002")
     assert set(states.values()) == {"ready"}, states
     reply = await site.command_json('{"op":"scale","id":"bad-scale","pool":"p","replicas":"x"}')
