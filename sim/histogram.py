@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
+from sim.checks import LARGEST, all_within
 from sim.chunks import CHUNKS, add_chunks, chunk, parallel_kernel
 
 F64 = npt.NDArray[np.float64]
@@ -70,14 +71,8 @@ def _bin_of(edges: np.ndarray, cell_bins: np.ndarray, value: float, bits: int) -
 @njit(cache=True)
 def _problem(rows: int, entity: np.ndarray, value_s: np.ndarray, weight: np.ndarray) -> int:
     """0 if every observation is fit to count, else the first kind of problem found."""
-    # Without branches, so the check vectorises (NaN fails every comparison).
-    ok = True
-    for i in range(entity.size):
-        ok &= (entity[i] >= 0) & (entity[i] < rows)
-        ok &= (
-            (value_s[i] >= 0.0) & (value_s[i] < np.inf) & (weight[i] >= 0.0) & (weight[i] < np.inf)
-        )
-    if ok:
+    fit = all_within(entity, 0, rows - 1) and all_within(value_s, 0.0, LARGEST)
+    if fit and all_within(weight, 0.0, LARGEST):
         return 0
     for i in range(entity.size):
         if not 0 <= entity[i] < rows:
