@@ -157,3 +157,15 @@ def test_scan_gpus_equals_its_naive_twin(n: int, seed: int) -> None:
         twin_rows, twin_found = naive.scan_gpus(present, node, alive, xid, thermal, twin)
         assert rows.tolist() == twin_rows
         assert found.tolist() == twin_found
+
+
+def test_a_missing_gpu_naming_no_node_is_refused_after_the_others_are_scanned() -> None:
+    present = np.array([True, False, True])
+    node = np.array([0, 9, 1])
+    alive = np.ones(2, np.bool_)
+    zeros = np.zeros(3, np.uint64)
+    baseline = GpuBaseline()
+    scan_gpus(np.ones(3, np.bool_), np.array([0, 1, 1]), alive, zeros, zeros, baseline)
+    with pytest.raises(ValueError, match="beyond alive_nodes"):
+        scan_gpus(present, node, alive, zeros + np.uint64(1), zeros, baseline)
+    assert baseline.last_xid.tolist() == [1, 0, 1]  # the others were scanned

@@ -46,7 +46,7 @@ def test_marks_equal_the_naive_twin(nodes: int, gpus: int, seed: int, speed: flo
     assert states.tolist() == twin
 
 
-def test_a_node_is_lost_after_three_silent_intervals_at_any_speed() -> None:
+def test_a_node_is_lost_after_three_silent_intervals_scaled_by_speed() -> None:
     node_table, gpu_table = tables(2, np.array([0, 1]))
     node_table["alive"][:] = True
     node_table["seen"][:] = 10.0
