@@ -234,6 +234,9 @@ class PoolState(Struct, frozen=True, gc=False):
     """Requests per second completed within both the TTFT and the ITL SLO."""
     requests_failed: float = 0.0
     """Requests lost with replicas whose devices failed, since the core started."""
+    has_hardware: bool = True
+    """Whether the site has any device of the pool's hardware; a pool without is left out of
+    desired totals and shows no SLO figure."""
 
 
 class RouteState(Struct, frozen=True, gc=False):
