@@ -63,16 +63,30 @@ class Codec(Generic[T]):
             raise MessageError(self.kind, "empty payload")
         if size > self.max_bytes:
             raise MessageError(self.kind, f"{size} bytes is over the {self.max_bytes}-byte limit")
+        json = is_json(payload)
         try:
-            if is_json(payload):
+            if json:
                 return self._from_json.decode(payload)
             return self._from_msgpack.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            if json and not _is_utf8(payload):  # said in our words, whatever msgspec's are
+                raise MessageError(self.kind, NOT_UTF8) from None
             raise MessageError(self.kind, _readable(str(error))) from None
-        except UnicodeDecodeError:
-            raise MessageError(self.kind, "a string is not valid UTF-8") from None
+        except UnicodeDecodeError:  # msgspec before 0.19 raised this for a bad string
+            raise MessageError(self.kind, NOT_UTF8) from None
         except RecursionError:
             raise MessageError(self.kind, "nested too deeply") from None
+
+
+NOT_UTF8 = "a string is not valid UTF-8"
+
+
+def _is_utf8(payload: bytes | bytearray | memoryview) -> bool:
+    try:
+        bytes(payload).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 _PATTERN_NAMES = {

@@ -17,7 +17,7 @@ if ! { command -v mosquitto || [ -x /usr/sbin/mosquitto ]; } >/dev/null \
 fi
 
 python3 -m venv .venv
-.venv/bin/pip install -q -e '.[test]'
+.venv/bin/pip install -q -c constraints.txt -e '.[test]'
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

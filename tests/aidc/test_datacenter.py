@@ -71,7 +71,7 @@ async def test_a_malformed_command_is_one_sentence_before_anything_is_sent(
     broker: Endpoint,
 ) -> None:
     async with DataCenter.start(SMALL, broker=broker, site="api-bad") as dc:
-        with pytest.raises(ValueError, match=r"malformed command: .*unknown field `grace`"):
+        with pytest.raises(ValueError, match=r"malformed command: .*`grace`"):
             await dc.command("drain", nodes=["r001-n01"], grace=60)
         with pytest.raises(ValueError, match="no traffic for model 'gpt-5'"):
             dc.change_traffic("gpt-5", peak_rps=10)
