@@ -15,7 +15,7 @@ from sim.chunks import CHUNKS, add_chunks, chunk, parallel_kernel
 from sim.fleet_state import FleetState
 from sim.roofline import ReplicaPerf, replica_perf
 from sim.routing import Policy
-from sim.serving import ReplicaParams, ReplicaState
+from sim.serving import ReplicaParams, ReplicaState, TickResult
 from sim.tables import Table
 
 WARMING, READY, DRAINING, STOPPED = 0, 1, 2, 3
@@ -112,6 +112,10 @@ class Pools:
             "lpu": np.full(0, -1),
         }
         self.state = ReplicaState.empty(0)
+        self.result = TickResult.empty(0)
+        """What each replica did in the last tick (zeros for one placed since)."""
+        self.busy = np.zeros(0)
+        """Whether each replica's GPUs computed in the last tick (1) or idled (0)."""
         self._params: ReplicaParams | None = None
         self.gpu_devices = np.full((0, 1), -1, np.int32)
         """GPU rows of each replica, one row per replica, -1 padded (LPU replicas: all -1)."""
@@ -179,7 +183,7 @@ class Pools:
             self.gpu_devices[rows, :width] = groups
         self.kind.extend([kind] * placed)
         owner[chosen] = np.repeat(rows, width)
-        self._grow_state()
+        self._grow_replica_arrays()
         return placed
 
     def _grow_gpu_devices(self, width: int) -> None:
@@ -191,13 +195,17 @@ class Pools:
             new[: old.shape[0], : old.shape[1]] = old
             self.gpu_devices = new
 
-    def _grow_state(self) -> None:
-        n, old = len(self.replicas), self.state
-        if old.waiting.shape[0] < n:
-            pad = n - old.waiting.shape[0]
-            self.state = ReplicaState(
-                *(np.concatenate([a, np.zeros(pad)]) for a in vars(old).values())
+    def _grow_replica_arrays(self) -> None:
+        """Every per-replica array grows with the replica table, in the same call that places
+        replicas, so nothing reads a short one between a command and the next tick."""
+        pad = len(self.replicas) - self.busy.shape[0]
+        if pad > 0:
+            grown = [np.concatenate([a, np.zeros(pad)]) for a in vars(self.state).values()]
+            self.state = ReplicaState(*grown)
+            self.result = TickResult(
+                *(np.concatenate([a, np.zeros(pad)]) for a in vars(self.result).values())
             )
+            self.busy = np.concatenate([self.busy, np.zeros(pad)])
 
     def stop(self, row: int) -> tuple[float, float]:
         """Take a replica out of service now and free its devices; the requests it dropped

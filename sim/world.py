@@ -57,13 +57,6 @@ class TickReport:
     unroutable: float = 0.0
 
 
-def _fitted(values: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.float64]:
-    """`values` cut or padded with zeros to `n` entries."""
-    if values.shape[0] >= n:
-        return values[:n]
-    return np.concatenate([values, np.zeros(n - values.shape[0])])
-
-
 def _three(values: npt.NDArray[np.float64]) -> tuple[float, float, float]:
     """p50, p90 and p99 as plain floats."""
     return (float(values[0]), float(values[1]), float(values[2]))
@@ -157,25 +150,21 @@ class World:
             Histograms(pools_count, since_start=True) for _ in range(3)
         )
         """Latencies per pool, over a decaying window, and (`since_start`) since the start."""
-        self.result = TickResult.empty(0)
-        self.busy = np.zeros(0)
         self.arrivals = np.zeros(0)
+        """Requests each replica was sent in the last tick."""
         self._gpus_of_replicas = (np.zeros(0), np.zeros(0, np.bool_))
         """This tick's clock factor and missing-GPU flag of every replica."""
-        """Requests each replica was sent in the last tick."""
         self.failed: dict[str, float] = {}
 
-    def _grow(self) -> None:
+    @property
+    def result(self) -> TickResult:
+        """What each replica did in the last tick."""
+        return self.pools.result
+
+    def _grow_histograms(self) -> None:
         for histograms in (self.ttft, self.itl, self.e2e):
             if len(histograms) < len(self.pools.pools):  # a pool added since
                 histograms.resize(len(self.pools.pools))
-        n = len(self.pools.replicas)
-        if self.result.admitted.shape[0] < n:
-            pad = n - self.result.admitted.shape[0]
-            self.result = TickResult(
-                *(np.concatenate([a, np.zeros(pad)]) for a in vars(self.result).values())
-            )
-            self.busy = np.concatenate([self.busy, np.zeros(pad)])
 
     def tick(self, now: float, dt: float) -> TickReport:
         """Advance the site by `dt` simulated seconds ending at `now`."""
@@ -187,7 +176,7 @@ class World:
             if finding.drain:
                 self.control.drain_for_health(finding.node, finding.message, now)
         report.happened = self.control.tick(now)
-        self._grow()
+        self._grow_histograms()
         self._gpus_of_replicas = self._replica_gpus()
         self._stop_broken_replicas()
         states = self.pools.replicas["state"]
@@ -209,7 +198,7 @@ class World:
                     totals[name] = totals.get(name, 0.0) + getattr(self.result, name)
         for name, total in totals.items():
             setattr(self.result, name, total)
-        self.busy = np.where(
+        self.pools.busy = np.where(
             up & ((self.pools.state.running > 0) | (self.result.admitted > 0)), 1.0, 0.0
         )
         report.pools = self._pool_figures(dt)
@@ -381,13 +370,9 @@ class World:
         kv_per_device = np.array(
             [p.perf.kv_bytes_per_token / p.spec.tensor_parallel for p in pools]
         )[of_pool]
-        # Replicas placed since the last tick (a command in between) have not served yet.
-        kv_usage, replica_busy = (
-            _fitted(a, len(of_pool)) for a in (self.result.kv_usage, self.busy)
-        )
-        kv_bytes = kv_usage * params.kv_capacity_tokens[of_pool] * kv_per_device
+        kv_bytes = self.result.kv_usage * params.kv_capacity_tokens[of_pool] * kv_per_device
         memory = (weights + kv_bytes) / 2**20 + DRIVER_MIB
-        busy = np.where(held, replica_busy[replica], 0.0)
+        busy = np.where(held, self.pools.busy[replica], 0.0)
         return {
             "busy": busy,
             "tensor": busy * 0.7,

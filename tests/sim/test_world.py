@@ -198,7 +198,10 @@ def test_gpu_load_right_after_a_scale_between_ticks() -> None:
     _, t = run(world, 0.0, 30.0)
     reply = world.control.handle(Scale(id="up", pool="a", replicas=5), t)
     assert reply.ok, reply.error
-    assert len(world.pools.replicas) > len(world.result.kv_usage), "placed before the next tick"
+    placed = len(world.pools.replicas)
+    assert placed == 5, "placed before the next tick"
+    assert world.result.kv_usage.shape == world.pools.busy.shape == (placed,)
+    assert not world.pools.busy[3:].any(), "the new replicas have not served yet"
     load = world.gpu_load()
     held = world.pools.owners("gpu")[: len(load["busy"])] >= 0
     assert held.sum() == 5 * 8
