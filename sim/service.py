@@ -77,6 +77,8 @@ NVLINK_BUSY_BPS = 1e11
 """NVLink traffic of a busy GPU each way: tensor-parallel all-reduces."""
 RECENT_EVENTS = 1000
 """Events a `query what=events` can read back."""
+CONTROL_WAIT_S = 10.0
+"""How long a reconnected core waits for its command connection before it says it is online."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,6 @@ class CoreService:
                 (agent_filter(AgentTopic.BIRTH, site), 1),
                 (agent_filter(AgentTopic.DEATH, site), 1),
                 (agent_filter(AgentTopic.TELEMETRY, site), 0),
-                (command_topic(site), 1),
             ],
             will=lambda _: aiomqtt.Will(
                 status, encode(CoreStatus(False, self.session)), qos=1, retain=True
@@ -158,8 +159,22 @@ class CoreService:
             on_connect=self._online,
             persistent=True,
         )
+        self.control_link = Link(
+            endpoint,
+            f"aidc-core-{site}-control",
+            subscriptions=[(command_topic(site), 1)],
+            persistent=True,
+        )
+        """Operator commands and their replies, on a connection of their own: a broker holds a
+        bounded queue per connection (mosquitto drops QoS 1 messages beyond 1000 by default),
+        and the fleet's births after a broker restart fill the main one's."""
 
     async def _online(self, connection: int) -> None:
+        """Say the core is online once it hears commands again (or CONTROL_WAIT_S has
+        passed), so an operator who waits for that status is heard."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CONTROL_WAIT_S):
+                await self.control_link.connected.wait()
         status = CoreStatus(
             True, self.session, self.clock.now(), self.clock.speed, VERSION, connection=connection
         )
@@ -169,6 +184,8 @@ class CoreService:
         """Connect and tick until cancelled; then say the core is offline."""
         try:
             async with asyncio.TaskGroup() as group:
+                group.create_task(self.control_link.run(self._on_message))
+                await self.control_link.connected.wait()  # state only from a core that listens
                 group.create_task(self.link.run(self._on_message))
                 group.create_task(self._ticks())
         finally:
@@ -254,7 +271,7 @@ class CoreService:
         except ValueError as error:
             self.complaints.reject("command", str(error))
             return
-        await self._send(topic, encode_json(reply) if as_json else encode(reply), qos=1)
+        await self._send_reply(topic, encode_json(reply) if as_json else encode(reply))
         await self._flush_agent_commands()
 
     async def _ask_rebirth(self, rack: str, telemetry: Telemetry) -> None:
@@ -280,7 +297,7 @@ class CoreService:
         except (MessageError, ValueError):
             return  # nobody to tell: it is counted and logged
         reply = Reply(address.id, ok=False, error=error)
-        await self._send(topic, encode_json(reply) if as_json else encode(reply), qos=1)
+        await self._send_reply(topic, encode_json(reply) if as_json else encode(reply))
 
     def _answer(self, command: OperatorCommand, now: float) -> Reply:
         """Read for a query; apply anything else through the control plane."""
@@ -321,6 +338,10 @@ class CoreService:
     async def _send(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
         with contextlib.suppress(LinkDown):  # the broker is away: state goes out next tick
             await self.link.publish(topic, payload, qos=qos, retain=retain)
+
+    async def _send_reply(self, topic: str, payload: bytes) -> None:
+        with contextlib.suppress(LinkDown):  # the sender resends by id, and hears it again
+            await self.control_link.publish(topic, payload, qos=1)
 
     def _event(
         self, severity: Severity, subject: str, kind: str, message: str, command: str | None = None

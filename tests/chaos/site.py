@@ -17,7 +17,8 @@ from protocols.codec import decode_message, encode
 from protocols.commands import OperatorCommand, Query, Reply
 from protocols.endpoint import Endpoint
 from protocols.link import Link
-from tests.mqtt import running, spawn_aidc
+from protocols.messages import CoreStatus
+from tests.mqtt import running, spawn_aidc, until
 
 STOP_TIMEOUT_S = 30.0
 REPLY_TIMEOUT_S = 30.0
@@ -124,6 +125,20 @@ class LiveSite:
         _, reply = decode_message(topic, bytes(message.payload))  # type: ignore[arg-type]
         assert isinstance(reply, Reply)
         return reply
+
+    async def core_online(self, connection: int = 1, timeout: float = REPLY_TIMEOUT_S) -> None:
+        """Wait until the core's retained status says it is online, on its `connection`th
+        connection to the broker or a later one: from then on it hears commands."""
+        self._asked += 1
+        topic = f"aidc/v1/{self.site}/core/status"
+        link = Link(self.endpoint, f"status-{self._asked}", subscriptions=[(topic, 1)])
+        async with running(link) as inbox:
+
+            def online() -> bool:
+                seen = inbox.decoded(CoreStatus)
+                return any(s.online and s.connection >= connection for s in seen)
+
+            await until(online, timeout)
 
     async def command_json(self, text: str) -> Reply:
         """Send a JSON command as mosquitto_pub would, and wait for its reply."""

@@ -87,7 +87,6 @@ async def test_agents_are_born_again_within_5_s_of_each_broker_return(site: Live
             await asyncio.sleep(OUTAGE_S)
             site.start_broker()
             back = time.monotonic()
-            summaries_before = len(summaries.messages)
             returns = Returns()
             watcher = Link(site.endpoint, f"returns-{outage}", subscriptions=RETURNS)
             async with running(watcher, returns):  # type: ignore[arg-type]
@@ -104,7 +103,7 @@ async def test_agents_are_born_again_within_5_s_of_each_broker_return(site: Live
             await asyncio.gather(with_outage, return_exceptions=True)
             # The operator sends it again, same id, once the dashboard shows the core is back
             # (a command sent before the core has subscribed again goes nowhere).
-            await until(lambda n=summaries_before: len(summaries.messages) > n, 30)
+            await site.core_online(connection=outage + 2)
             reply = await site.ask(command)
             assert reply.ok, reply.error
             healthy = GPUS - 8 * (outage + 1)

@@ -1,0 +1,37 @@
+"""An operator's command reaches the core however full the fleet's traffic keeps the broker's
+queue for it: mosquitto holds at most 1000 QoS 1 messages per connection (its default
+max_queued_messages) and drops the rest, as it did to commands behind the births of a
+thousand racks after a broker restart."""
+
+import asyncio
+import os
+import signal
+
+from protocols.commands import Query
+from protocols.link import Link
+from protocols.topics import AgentTopic, agent_topic
+from tests.chaos.site import live_site
+from tests.mqtt import running
+
+QUEUED = 1500
+"""QoS 1 births published while the core reads nothing: more than mosquitto queues."""
+
+
+async def test_a_command_behind_a_flood_of_births_is_answered() -> None:
+    with live_site("flood1", racks=0, fleet=False, tick_s=1.0) as site:
+        await site.core_online()
+        core = site.processes["core"]
+        flood = Link(site.endpoint, "flood")
+        async with running(flood):
+            os.kill(core.pid, signal.SIGSTOP)  # a core busy elsewhere: it reads nothing
+            try:
+                for n in range(QUEUED):
+                    topic = agent_topic(AgentTopic.BIRTH, "flood1", "r001", f"a{n}")
+                    await flood.publish(topic, b"not a birth", qos=1)
+                asked = asyncio.create_task(site.ask(Query(id="behind", what="pools")))
+                await asyncio.sleep(1.0)  # the command is at the broker before the core reads
+            finally:
+                os.kill(core.pid, signal.SIGCONT)
+            reply = await asked
+        assert reply.ok, reply.error
+        assert reply.id == "behind"
