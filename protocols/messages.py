@@ -190,6 +190,9 @@ class Summary(Struct, frozen=True, gc=False):
     """Telemetry messages the core ingested per second."""
     rejected: Count = 0
     """Messages the core has rejected as malformed or unknown since it started."""
+    completed_per_s: float = 0.0
+    """Requests per second that finished; `goodput_rps` is the part that met the SLOs, so it
+    never exceeds this (arrivals can: a tick may finish requests that came before it)."""
 
 
 class RackStates(Struct, frozen=True, gc=False, array_like=True):

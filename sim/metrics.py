@@ -414,11 +414,13 @@ class _Families(Collector):
 
     def _served(self) -> Iterator[Metric]:
         """Tokens, requests and latency histograms per pool since the start, from the counts
-        of the core's latency histograms (TTFT counts requests, ITL tokens, e2e completions)."""
+        of the core's latency histograms (TTFT counts requests, ITL tokens, e2e completions).
+        The serving model moves fractions of requests each tick; a counter says the whole ones,
+        as vLLM's do (the floor of a growing total never goes down)."""
         snap = self.snapshot
         label_sets = [[model, pool, snap.site] for pool, model, _ in snap.pools]
         requests, tokens, completed = (
-            snap.latency[k][0].sum(axis=1) for k in ("ttft", "itl", "e2e")
+            np.floor(snap.latency[k][0].sum(axis=1)) for k in ("ttft", "itl", "e2e")
         )
         prompts = requests * np.array([prompt for _, _, prompt in snap.pools])
         for name, help, totals, extra in (
@@ -436,7 +438,7 @@ class _Families(Collector):
             counts, sums = snap.latency[key]
             histogram = HistogramMetricFamily(name, help, labels=POOL_LABELS)
             for label_set, row, total_s in zip(
-                label_sets, np.cumsum(counts, axis=1), sums.tolist(), strict=True
+                label_sets, np.floor(np.cumsum(counts, axis=1)), sums.tolist(), strict=True
             ):
                 below = [0.0, *row.tolist()]  # below[k]: what the bins under edge k counted
                 buckets = [

@@ -80,6 +80,7 @@ class Views:
             requests_per_s=sum(f.arrivals_per_s for f in figures),
             tokens_per_s=sum(f.tokens_per_s for f in figures),
             goodput_rps=sum(f.goodput_rps for f in figures),
+            completed_per_s=sum(f.completed_per_s for f in figures),
             ttft_p99_s=max(ttft99, default=0.0),
             itl_p99_s=max(itl99, default=0.0),
             ingest_per_s=ingest_per_s,

@@ -2,6 +2,7 @@
 are the core's, counters never go down, and scrapes are bounded by filters or refused."""
 
 import asyncio
+import math
 import re
 import socket
 import threading
@@ -212,8 +213,26 @@ def test_counters_and_histograms_never_go_down(core: CoreService) -> None:
                 key = (sample.name, tuple(sorted(sample.labels.items())))
                 assert sample.value >= seen.get(key, 0.0), key
                 seen[key] = sample.value
+    counted = [
+        v
+        for (name, _), v in seen.items()
+        if name.startswith("vllm:") and name.endswith(("_total", "_count", "_bucket"))
+    ]
+    assert counted
+    assert all(v == int(v) for v in counted), "counters count whole requests"
     served = {k: v for k, v in seen.items() if k[0] == "vllm:generation_tokens_total"}
     assert max(served.values()) > 0, "the GB200 pool served no tokens"
+
+
+def test_goodput_is_part_of_the_finished_requests(core: CoreService) -> None:
+    finished = 0.0
+    for number in range(1, 40):
+        tick(core, number)
+        assert core.views_sent is not None
+        summary = core.views_sent.summary
+        assert summary.goodput_rps <= summary.completed_per_s + 1e-9
+        finished += summary.completed_per_s
+    assert finished > 0, "no request finished"
 
 
 def test_latency_histograms_count_since_the_start(core: CoreService) -> None:
@@ -234,7 +253,7 @@ def test_latency_histograms_count_since_the_start(core: CoreService) -> None:
             counts = [s.value for s in buckets]
             assert counts == sorted(counts)
             assert buckets[-1].labels["le"] == "+Inf"
-            assert counts[-1] == pytest.approx(total)
+            assert counts[-1] == math.floor(total), "whole requests"
     assert core.world.ttft.since_start is not None
     assert core.world.ttft.since_start.total().sum() > core.world.ttft.total().sum(), "decayed"
 

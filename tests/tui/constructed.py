@@ -149,6 +149,7 @@ SUMMARY = Summary(
     requests_per_s=812.0,
     tokens_per_s=427_700.0,
     goodput_rps=790.0,
+    completed_per_s=812.0,
     ttft_p99_s=0.95,
     itl_p99_s=0.045,
 )

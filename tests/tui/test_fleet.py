@@ -5,6 +5,7 @@ from protocols.codec import encode
 from protocols.messages import CoreStatus, Event, Summary
 from tests.tui.constructed import racks
 from tui.fleet import STALE_MIN_S, Fleet, Racks
+from tui.widgets.header import overview
 
 
 def test_racks_are_in_id_order_and_the_sort_is_kept_while_the_racks_stay() -> None:
@@ -53,3 +54,11 @@ def test_the_rack_view_is_decoded_when_read_and_a_bad_one_is_counted() -> None:
     assert fleet.racks is racks_now  # the last good view stays
     assert fleet.rejected == 1
     assert fleet.last_rejected.startswith("aidc/v1/f1/state/racks: malformed rack states")
+
+
+def test_the_header_counts_goodput_against_finished_requests_not_arrivals() -> None:
+    fleet = Fleet("f1")
+    # a tick that finishes the backlog: more done than arrived, most of it on time
+    fleet.apply(Summary(1.0, 1, 1.0, requests_per_s=54.0, completed_per_s=60.0, goodput_rps=55.7))
+    shown = overview(fleet, "mqtt://127.0.0.1:1883", read_only=False).plain
+    assert "goodput 55.7/60 req/s SLO met 93%" in shown

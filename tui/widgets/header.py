@@ -53,7 +53,8 @@ def overview(fleet: Fleet, url: str, read_only: bool) -> Text:
     if summary is None:
         second.append((" waiting for the core's first state…", DIM))
     else:
-        attained = summary.goodput_rps / summary.requests_per_s if summary.requests_per_s else 1.0
+        done = summary.completed_per_s
+        attained = summary.goodput_rps / done if done else 1.0
         slo = _slo_style(attained)
         lost = BAD if summary.gpus_lost else DIM
         cordoned = WARN if summary.gpus_cordoned else DIM
@@ -81,7 +82,7 @@ def overview(fleet: Fleet, url: str, read_only: bool) -> Text:
             (fmt.seconds(summary.itl_p99_s), slo),
             SEP,
             ("goodput ", DIM),
-            (f"{fmt.count(summary.goodput_rps)}/{fmt.count(summary.requests_per_s)} req/s ", ""),
+            (f"{fmt.count(summary.goodput_rps)}/{fmt.count(done)} req/s ", ""),
             (f"SLO met {fmt.percent(min(attained, 1.0))}", slo),
         ]
     return Text.assemble(*first, "\n", *second, no_wrap=True, overflow="ellipsis")
