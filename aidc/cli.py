@@ -112,10 +112,9 @@ def _run_broker(args: argparse.Namespace) -> int:
         f"aidc broker: embedded MQTT 3.1.1 broker on {url} (Ctrl-C to stop)", flush=True
     )
     try:
-        run_until_signalled(serve(args.bind, args.port, announce))
+        return run_until_signalled(serve(args.bind, args.port, announce))
     except OSError as error:
         raise BrokerError(str(error)) from None
-    return 0
 
 
 def _positive(kind: type[int] | type[float], zero: bool = False) -> Callable[[str], float]:
@@ -185,24 +184,32 @@ def _async_command(module: str, name: str) -> Callable[[argparse.Namespace], int
 
     def run(args: argparse.Namespace) -> int:
         command = getattr(importlib.import_module(module), name)
-        run_until_signalled(command(args, broker_password(args)))
-        return 0
+        return run_until_signalled(command(args, broker_password(args)))
 
     return run
 
 
-def run_until_signalled(coroutine: Coroutine[Any, Any, object]) -> None:
-    """Run a coroutine until it ends or SIGINT/SIGTERM arrive, then cancel it cleanly."""
+def run_until_signalled(coroutine: Coroutine[Any, Any, object]) -> int:
+    """Run a coroutine until it ends or SIGINT/SIGTERM arrive, then cancel it cleanly; the
+    exit code shells expect: 0 if it ended, 128 + the signal's number if one stopped it
+    (130 for Ctrl-C)."""
+    received: list[int] = []
 
     async def guarded() -> None:
         task = asyncio.ensure_future(coroutine)
         loop = asyncio.get_running_loop()
+
+        def stop(signum: int) -> None:
+            received.append(signum)
+            task.cancel()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, task.cancel)
+            loop.add_signal_handler(signum, stop, signum)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
     asyncio.run(guarded())
+    return 128 + received[0] if received else 0
 
 
 def _run_acl(args: argparse.Namespace) -> int:

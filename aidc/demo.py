@@ -49,8 +49,8 @@ def main(args: argparse.Namespace) -> int:
     async def demo() -> None:
         codes.append(await run_demo(args, broker_password(args)))
 
-    run_until_signalled(demo())
-    return codes[0] if codes else 0
+    signalled = run_until_signalled(demo())
+    return signalled or (codes[0] if codes else 0)
 
 
 async def run_demo(args: argparse.Namespace, password: str | None) -> int:

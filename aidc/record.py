@@ -35,8 +35,7 @@ def main(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UsageError(f"cannot write {args.output}: {error.strerror}") from None
     with file:
-        run_until_signalled(record(endpoint, args.site, file, args.output))
-    return 0
+        return run_until_signalled(record(endpoint, args.site, file, args.output))
 
 
 async def record(endpoint: Endpoint, site: str, file: BinaryIO, path: Path) -> None:

@@ -58,8 +58,7 @@ def main(args: argparse.Namespace) -> int:
     with file:
         found = survey(file, args.file)
         file.seek(0)
-        run_until_signalled(replay(endpoint, file, args.file, found, args.speed, args.site))
-    return 0
+        return run_until_signalled(replay(endpoint, file, args.file, found, args.speed, args.site))
 
 
 def survey(file: BinaryIO, path: Path) -> Survey:

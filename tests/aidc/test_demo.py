@@ -117,7 +117,7 @@ def test_it_starts_three_processes_shows_status_and_stops_on_ctrl_c(demo: Demo) 
     assert commands == ["agents", "broker", "core"]
     os.killpg(demo.process.pid, signal.SIGINT)
     code, out, err = demo.finish()
-    assert code == 0, err
+    assert code == 130, err  # 128 + SIGINT, as shells expect
     assert out.startswith("aidc demo: site dc1, 1 hgx-h100 racks: 32 GPUs, 20x real time\n")
     assert "aidc demo: running; watch it with 'aidc tui --broker mqtt://127.0.0.1:" in out
     assert out.endswith("aidc demo: stopped; every process it started has exited\n")
