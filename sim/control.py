@@ -21,7 +21,7 @@ from protocols.commands import (
     Scale,
     Uncordon,
 )
-from sim.fleet_state import FleetState
+from sim.fleet_state import NODE_KINDS, FleetState
 from sim.journal import (
     AutoscalerSettings,
     Change,
@@ -142,6 +142,8 @@ class ControlPlane:
     ) -> tuple[dict[str, object], list[Change]]:
         if isinstance(command, Cordon | Uncordon | Drain):
             nodes = self._known_nodes(command.nodes)
+            if not isinstance(command, Uncordon):
+                self._refuse_switches(command, nodes)
             if isinstance(command, Drain):
                 changes = self._drain(command, nodes, now)
             elif isinstance(command, Cordon):
@@ -184,6 +186,17 @@ class ControlPlane:
                 + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
             )
         return nodes
+
+    def _refuse_switches(self, command: Cordon | Drain, nodes: list[str]) -> None:
+        """CommandError for a cordon or drain naming a switch: it carries no replicas."""
+        kinds = self.fleet.nodes["kind"][[self.fleet.nodes.rows[n] for n in nodes]].tolist()
+        switches = [n for n, k in zip(nodes, kinds, strict=True) if k == NODE_KINDS["switch"]]
+        if switches:
+            op = command.__struct_config__.tag
+            raise CommandError(
+                f"{switches[0]} is a switch: {op} applies to GPU and LPU nodes, which carry"
+                " replicas (a switch's faults and links are set with `fault`)"
+            )
 
     def _remember(self, changes: Iterable[Change]) -> None:
         for change in changes:

@@ -12,6 +12,7 @@ from protocols.commands import (
     Scale,
     Uncordon,
 )
+from protocols.messages import Birth, NodeInventory, PortInfo
 from sim.control import ControlPlane
 from sim.fleet_state import FleetState
 from sim.journal import Journal
@@ -172,3 +173,18 @@ def test_ready_replicas_after_warm_up() -> None:
     control, _ = site()
     states = control.pools.replicas["state"][control.pools.pools[SPEC.pool].replicas]
     assert list(states) == [READY, READY]
+
+
+def test_a_switch_is_not_cordoned_or_drained_but_can_be_released() -> None:
+    control, _ = site()
+    leaf = NodeInventory("leaf01", "switch", "SN5600", ports=[PortInfo(0, 800.0, "r1-n0/nic0")])
+    control.fleet.on_birth(Birth("net01", "net01", 1, 0.0, 1.0, [leaf]), 0.0)
+    t = now(control)
+    for command in (Cordon(id="c1", nodes=["leaf01"]), Drain(id="d1", nodes=["r1-n0", "leaf01"])):
+        reply = control.handle(command, t)
+        assert not reply.ok
+        assert reply.error is not None
+        assert reply.error.startswith(f"leaf01 is a switch: {command.__struct_config__.tag} ")
+    assert "leaf01" not in control.intents
+    assert "r1-n0" not in control.intents, "a refused command changes nothing"
+    assert control.handle(Uncordon(id="u1", nodes=["leaf01"]), t).ok
