@@ -246,12 +246,9 @@ class Link:
                     if down_since is None:
                         self._log.info("%s connected to %s", self.client_id, self.endpoint.url)
                     else:
-                        self._log.warning(
-                            "%s reconnected to %s after %.1f s",
-                            self.client_id,
-                            self.endpoint.url,
-                            time.monotonic() - down_since,
-                        )
+                        away = time.monotonic() - down_since
+                        back = f"reconnected to {self.endpoint.url} after {away:.1f} s"
+                        self._log.warning("%s %s", self.client_id, back, extra={"note": back})
                     failures, down_since = 0, None
                     if self._on_connect:
                         await self._on_connect(self.session)
@@ -265,11 +262,14 @@ class Link:
                 if self._aborted:
                     self._log.debug("%s: connection dropped on purpose", self.client_id)
                 elif self.connected.is_set():
+                    # the library's reason ("Disconnected during message iteration") says
+                    # nothing an operator can act on; the log keeps it for debugging
                     self._log.warning(
                         "%s lost %s (%s); reconnecting",
                         self.client_id,
                         self.endpoint.url,
                         _reason(error),
+                        extra={"note": f"broker {self.endpoint.url} unreachable; reconnecting"},
                     )
                     down_since = time.monotonic()
                 elif _connack_code(error) in _PROTOCOL_REFUSED and self.mqtt5:

@@ -54,7 +54,8 @@ class _LinkNotes(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
-            self.fleet.link.note = record.getMessage()
+            # a link's own sentence for its owner, without its client id, where it has one
+            self.fleet.link.note = getattr(record, "note", None) or record.getMessage()
 
 
 class Bridge:

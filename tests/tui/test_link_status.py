@@ -40,6 +40,8 @@ async def test_the_header_follows_the_broker_and_the_core_going_and_coming_back(
                 await until(pilot, lambda: app.bridge.rejected >= 4)
                 assert "malformed rack states" in app.bridge.last_rejected
         await until(pilot, lambda: "broker ✗ " in header(app), timeout=15)
+        lost = f"broker mqtt://127.0.0.1:{port} unreachable; reconnecting"
+        await until(pilot, lambda: app.bridge.fleet.link.note == lost)  # aidc's words, no id
         with spawned_broker("mosquitto", port):
             await until(pilot, lambda: "broker ● " in header(app), timeout=20)
         assert app.is_running
