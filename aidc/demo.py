@@ -108,6 +108,18 @@ def _check_reachable(endpoint: Endpoint) -> None:
         raise BrokerError(f"broker {endpoint.url} is unreachable ({why})") from None
 
 
+def kernels_cached() -> bool:
+    """Whether numba's cache holds compiled kernels of the core (`sim`), from an earlier run:
+    in $NUMBA_CACHE_DIR if set, else in `sim/__pycache__` (found without importing `sim`)."""
+    if cache := os.environ.get("NUMBA_CACHE_DIR"):
+        roots = [Path(cache)]
+    else:
+        spec = importlib.util.find_spec("sim")
+        places = spec.submodule_search_locations if spec else None
+        roots = [Path(place) / "__pycache__" for place in places or []]
+    return any(next(root.rglob("*.nbi"), None) is not None for root in roots if root.is_dir())
+
+
 def _dashboard_available() -> bool:
     try:
         return all(importlib.util.find_spec(name) is not None for name in DASHBOARD_MODULES)
@@ -152,6 +164,7 @@ async def _start(
     for child in children.values():
         await child.start()
     began = time.monotonic()
+    compiling = "" if kernels_cached() else "; a first run compiles its kernels"
 
     def core_up() -> bool:
         core = client.state.core
@@ -159,7 +172,7 @@ async def _start(
 
     def waiting() -> None:
         waited = time.monotonic() - began
-        line.show(f"starting the core ({waited:.0f} s; a first run compiles its kernels)")
+        line.show(f"starting the core ({waited:.0f} s{compiling})")
 
     await _until(children, core_up, CORE_START_S, waiting, "the core did not come online")
     nodes = sum(r.kind.nodes_per_rack for r in site.racks) + len(site.fabric.switches)

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+import sim
+from aidc.demo import kernels_cached
+
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--racks", "1", "--rack-kind", "hgx-h100", "--speed", "20"]
 START_S = 180.0
@@ -227,3 +230,17 @@ def test_bad_input_is_one_sentence(args: list[str], message: str) -> None:
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("aidc")]
     assert len(errors) == 1, result.stderr
+
+
+def test_the_compile_warning_is_for_a_cold_numba_cache_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert not kernels_cached(), "an empty cache"
+    index = tmp_path / "sim" / "world.tick-100.py311.nbi"
+    index.parent.mkdir()
+    index.write_bytes(b"")
+    assert kernels_cached()
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    places = [Path(p) / "__pycache__" for p in sim.__path__]
+    assert kernels_cached() == any(any(p.glob("*.nbi")) for p in places if p.is_dir())
