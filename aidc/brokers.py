@@ -20,6 +20,9 @@ START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto",)
 """Where Debian puts mosquitto, outside a normal user's PATH."""
+QUEUED_PER_CLIENT = 200_000
+"""QoS 1 messages the spawned mosquitto holds for one client: a 100k-agent site's births, twice
+(mosquitto's default is 1000)."""
 
 
 class BrokerError(RuntimeError):
@@ -45,7 +48,7 @@ def parse_spawn_spec(spec: str) -> tuple[str, int | None] | None:
     return kind, int(port_text)
 
 
-def _command(kind: str, bind: str, port: int, workdir: Path) -> list[str]:
+def _command(kind: str, bind: str, port: int, workdir: Path, queued: int) -> list[str]:
     if kind == "embedded":
         return [sys.executable, "-m", "aidc", "broker", "--bind", bind, "--port", str(port)]
     binary = shutil.which("mosquitto") or next(
@@ -56,9 +59,12 @@ def _command(kind: str, bind: str, port: int, workdir: Path) -> list[str]:
             "mosquitto is not installed (apt-get install mosquitto); use --broker embedded"
         )
     config = workdir / "mosquitto.conf"
+    # After a broker restart every agent's birth reaches the core at once (1,094 for the 1,000
+    # racks of tests/chaos/test_broker_outages.py); mosquitto's default holds 1000 per client
+    # and drops the rest, and the core then waits for each agent's rebirth.
     config.write_text(
         f"listener {port} {bind}\nallow_anonymous true\npersistence false\n"
-        "log_dest stderr\nlog_type error\n"
+        f"max_queued_messages {queued}\nlog_dest stderr\nlog_type error\n"
     )
     return [binary, "-c", str(config)]
 
@@ -84,9 +90,10 @@ def _wait_listening(process: subprocess.Popen[bytes], host: str, port: int, log:
 
 @contextlib.contextmanager
 def spawned_broker(
-    kind: str, port: int | None = None, bind: str = "127.0.0.1"
+    kind: str, port: int | None = None, bind: str = "127.0.0.1", queued: int = QUEUED_PER_CLIENT
 ) -> Iterator[Endpoint]:
-    """Run an `embedded` or `mosquitto` broker in a child process for the duration."""
+    """Run an `embedded` or `mosquitto` broker in a child process for the duration; a mosquitto
+    holds `queued` QoS 1 messages per client."""
     port = port or free_port(bind)
     host = "127.0.0.1" if bind in ("0.0.0.0", "") else bind
     if _listening(host, port):
@@ -96,7 +103,7 @@ def spawned_broker(
         log = workdir / "broker.log"
         with log.open("wb") as log_file:
             process = subprocess.Popen(
-                _command(kind, bind, port, workdir),
+                _command(kind, bind, port, workdir, queued),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,

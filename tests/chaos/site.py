@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aidc.brokers import free_port, spawned_broker
+from aidc.brokers import QUEUED_PER_CLIENT, free_port, spawned_broker
 from protocols.codec import decode_message, encode
 from protocols.commands import OperatorCommand, Query, Reply
 from protocols.endpoint import Endpoint
@@ -46,9 +46,10 @@ class LiveSite:
         self._asked = 0
         self._broker = contextlib.ExitStack()
 
-    def start_broker(self) -> None:
-        """Start mosquitto on the site's port (again, after `stop_broker`)."""
-        self._broker.enter_context(spawned_broker("mosquitto", self.port))
+    def start_broker(self, queued: int = QUEUED_PER_CLIENT) -> None:
+        """Start mosquitto on the site's port (again, after `stop_broker`), holding `queued`
+        QoS 1 messages per client."""
+        self._broker.enter_context(spawned_broker("mosquitto", self.port, queued=queued))
 
     def stop_broker(self) -> None:
         """Kill mosquitto: every connection drops, and nothing it held survives."""
