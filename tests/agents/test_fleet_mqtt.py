@@ -244,7 +244,7 @@ async def test_fleet_process_stopped_every_death_arrives(
             agents = {b.agent for b in inbox.decoded(Birth)}
             os.killpg(fleet.pid, sig)
             await until(lambda: {d.agent for d in inbox.decoded(Death)} == agents, timeout=10)
-            assert fleet.wait(5) == (0 if clean else -signal.SIGKILL)
+            assert fleet.wait(5) == (128 + signal.SIGINT if clean else -signal.SIGKILL)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(fleet.pid, signal.SIGKILL)
