@@ -271,7 +271,7 @@ class CoreService:
         except ValueError as error:
             self.complaints.reject("command", str(error))
             return
-        await self._send_reply(topic, encode_json(reply) if as_json else encode(reply))
+        await self._reply(topic, reply, as_json)
         await self._flush_agent_commands()
 
     async def _ask_rebirth(self, rack: str, telemetry: Telemetry) -> None:
@@ -297,7 +297,7 @@ class CoreService:
         except (MessageError, ValueError):
             return  # nobody to tell: it is counted and logged
         reply = Reply(address.id, ok=False, error=error)
-        await self._send_reply(topic, encode_json(reply) if as_json else encode(reply))
+        await self._reply(topic, reply, as_json)
 
     def _answer(self, command: OperatorCommand, now: float) -> Reply:
         """Read for a query; apply anything else through the control plane."""
@@ -335,13 +335,23 @@ class CoreService:
                 topic = agent_topic(AgentTopic.AGENTCMD, self.site, view.rack, agent)
                 await self._send(topic, encode(command), qos=1)
 
-    async def _send(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        with contextlib.suppress(LinkDown):  # the broker is away: state goes out next tick
-            await self.link.publish(topic, payload, qos=qos, retain=retain)
+    async def _send(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        *,
+        via: Link | None = None,
+    ) -> None:
+        # the broker is away: state goes out next tick, and a command's sender resends by id
+        with contextlib.suppress(LinkDown):
+            await (via or self.link).publish(topic, payload, qos=qos, retain=retain)
 
-    async def _send_reply(self, topic: str, payload: bytes) -> None:
-        with contextlib.suppress(LinkDown):  # the sender resends by id, and hears it again
-            await self.control_link.publish(topic, payload, qos=1)
+    async def _reply(self, topic: str, reply: Reply, as_json: bool) -> None:
+        """A reply in its command's encoding, on the command connection."""
+        payload = encode_json(reply) if as_json else encode(reply)
+        await self._send(topic, payload, qos=1, via=self.control_link)
 
     def _event(
         self, severity: Severity, subject: str, kind: str, message: str, command: str | None = None
