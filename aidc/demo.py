@@ -20,7 +20,7 @@ from pathlib import Path
 from agents.topology import Site, TopologyError
 from aidc.brokers import BrokerError, parse_spawn_spec
 from aidc.brokers import broker as broker_for
-from aidc.children import Child
+from aidc.children import Child, die_with_parent
 from aidc.cli import broker_password, run_until_signalled
 from aidc.console import StatusLine, progress_bar
 from aidc.demo_site import demo_site, describe, topology_toml
@@ -239,7 +239,12 @@ async def _run(
     dashboard = ["tui", "--broker", endpoint.url, "--site", site.site]
     with kept_terminal():
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "aidc", *dashboard, env=os.environ | children["core"].env
+            sys.executable,
+            "-m",
+            "aidc",
+            *dashboard,
+            env=os.environ | children["core"].env,
+            preexec_fn=die_with_parent,
         )
         try:
             while process.returncode is None:

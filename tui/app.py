@@ -1,8 +1,11 @@
 """The operator console app: views as modes, the bridge feeding them, command mode, and every
 mutation confirmed, sent and answered as a notification."""
 
+import asyncio
+import contextlib
+import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
@@ -106,10 +109,13 @@ class AidcApp(App[None]):
             self.run_worker(self.bridge.run(), name="bridge", group="bridge", exit_on_error=False)
         self.collector.start()
         self.set_interval(STATUS_S, self._check_status)
+        _on_terminate(lambda: self.exit(return_code=128 + signal.SIGTERM))
         await self.action_view("racks")
 
     def on_unmount(self) -> None:
         self.collector.stop()
+        with contextlib.suppress(ValueError, RuntimeError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown):
@@ -169,7 +175,8 @@ class AidcApp(App[None]):
             await self.switch_mode(self.history.pop())
 
     def action_exit_now(self) -> None:
-        self.exit()
+        """Ctrl-C: quit at once, with the exit code a shell expects of it."""
+        self.exit(return_code=128 + signal.SIGINT)
 
     async def on_open_view(self, message: OpenView) -> None:
         message.stop()
@@ -308,6 +315,12 @@ class AidcApp(App[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             self.say(f"{event.worker.name} failed: {event.worker.error}", "error")
+
+
+def _on_terminate(stop: Callable[[], None]) -> None:
+    """SIGTERM (a stopped or killed demo) quits as `q` does, so the terminal is restored."""
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
 
 
 def _bindings(bindings: Iterable[object]) -> Iterable[Binding]:

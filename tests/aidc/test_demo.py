@@ -149,12 +149,16 @@ def test_a_crashed_core_stops_the_demo_with_one_sentence(demo: Demo) -> None:
     assert wait_until_gone(spawned, timeout=1) == []
 
 
-def in_a_terminal() -> tuple[int, int]:
-    """`aidc demo` (with its dashboard) on a pseudo-terminal: its pid and the terminal."""
+def in_a_terminal(under_a_shell: bool = False) -> tuple[int, int]:
+    """`aidc demo` (with its dashboard) on a pseudo-terminal: its pid (or its shell's) and the
+    terminal."""
     pid, terminal = pty.fork()
-    if pid == 0:  # the child: become the demo
+    if pid == 0:  # the child: become the demo, or a shell that runs it as a user's would
         os.chdir(ROOT)
-        os.execv(sys.executable, [sys.executable, "-m", "aidc", "demo", *SMALL])
+        demo = [sys.executable, "-m", "aidc", "demo", *SMALL]
+        if under_a_shell:
+            os.execv("/bin/sh", ["sh", "-c", " ".join(demo) + "; sleep 60"])
+        os.execv(sys.executable, demo)
     return pid, terminal
 
 
@@ -196,6 +200,24 @@ def test_the_dashboard_runs_in_the_terminal_and_quitting_leaves_nothing() -> Non
         assert exit_code(pid) == 0
         assert wait_until_gone(spawned, timeout=1) == []
     finally:
+        os.close(terminal)
+
+
+def test_a_demo_killed_under_a_shell_takes_its_dashboard_with_it() -> None:
+    shell, terminal = in_a_terminal(under_a_shell=True)
+    try:
+        screen_until(terminal, shell, b"\x1b[?1049h")
+        screen_until(terminal, shell, b"broker", 30)  # the dashboard is up
+        (demo,) = children(shell)
+        spawned = children(demo)
+        assert len(spawned) == 4, "broker, core, agents and the dashboard"
+        os.kill(demo, signal.SIGKILL)
+        assert wait_until_gone(spawned) == []
+        screen = screen_until(terminal, shell, b"\x1b[?1049l", 10)  # the screen given back
+        assert b"Traceback" not in screen
+    finally:
+        os.kill(shell, signal.SIGKILL)
+        os.waitpid(shell, 0)
         os.close(terminal)
 
 

@@ -80,3 +80,11 @@ async def test_the_palette_offers_every_action_of_the_app_and_the_view() -> None
         app.call_later(pools.callback)
         await pilot.pause()
         assert app.current_mode == "pools"
+
+
+async def test_ctrl_c_quits_with_the_exit_code_a_shell_expects() -> None:
+    app = fed()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert app.return_code == 130
