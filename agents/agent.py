@@ -20,6 +20,7 @@ from protocols.commands import AgentCommand, ClearFault, InjectFault, Rebirth, R
 from protocols.complaints import Complaints
 from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
+from protocols.faults import FAULT_DEVICES
 from protocols.link import Link, LinkDown
 from protocols.messages import Assignment, Birth, CoreStatus, Death, Telemetry
 from protocols.topics import AgentTopic, agent_topic, core_status_topic, parse_topic
@@ -31,14 +32,6 @@ ASSIGNMENT_TTL_INTERVALS = 5
 """With no assignment for this many intervals (no core), devices go back to idle."""
 POWER_LOSS_S = 30.0
 """How long a power loss lasts unless its `duration_s` says otherwise."""
-DEVICES_OF_FAULT = {
-    "xid": ("gpu",),
-    "cooling": ("gpu",),
-    "link_flap": ("nic", "port"),
-    "pause_storm": ("nic", "port"),
-    "lpu_chip": ("lpu",),
-}
-"""Which devices can have each fault (NIC faults hit switch ports on a switch)."""
 
 
 class Agent:
@@ -242,7 +235,7 @@ class Agent:
     def _fault_devices(self, kind: str | None) -> list[Devices]:
         if kind is None:
             return self.devices
-        names = DEVICES_OF_FAULT.get(kind, ())
+        names = FAULT_DEVICES.get(kind, ())
         found = [device for device in self.devices if device.name in names]
         if not found:
             raise ValueError(f"agent {self.id} has no devices that can have a {kind} fault")

@@ -21,6 +21,7 @@ from protocols.commands import (
     Scale,
     Uncordon,
 )
+from protocols.faults import DEVICE_PARAMS, fault_problem
 from sim.fleet_state import NODE_KINDS, FleetState
 from sim.journal import (
     AutoscalerSettings,
@@ -169,6 +170,7 @@ class ControlPlane:
             self.autoscalers[command.pool] = settings
             return {"pool": command.pool, "autoscale": command.enabled}, [settings]
         if isinstance(command, InjectFault | ClearFault):
+            self._check_fault(command)
             self._forward(command.target, command)
             return {"sent_to": self._agent_of(command.target)}, []
         if isinstance(command, Reboot):
@@ -270,6 +272,19 @@ class ControlPlane:
             if node in agent.nodes:
                 return name
         raise CommandError(f"unknown node {node}")
+
+    def _check_fault(self, fault: InjectFault | ClearFault) -> None:
+        """CommandError if the fault's target lacks the devices it hits, or the parameters do
+        not fit them (a `nic=` for a switch, a port it does not have)."""
+        row = self.fleet.nodes.rows.get(fault.target)
+        if row is None:
+            raise CommandError(f"unknown node {fault.target}")
+        devices = {kind: int(self.fleet.nodes[f"{kind}s"][row]) for kind in DEVICE_PARAMS}
+        params = fault.params if isinstance(fault, InjectFault) else {}
+        if fault.kind is not None and (
+            problem := fault_problem(fault.target, fault.kind, params, devices)
+        ):
+            raise CommandError(problem)
 
     def _forward(self, node: str, command: AgentCommand) -> None:
         self.send_to_agent(self._agent_of(node), command)

@@ -187,9 +187,9 @@ class AidcApp(App[None]):
         name = "nodes" if target.view == "node" else target.view
         await self.action_view(name)
         view = self.views[name]
+        while isinstance(self.screen, NodeView):  # an old node's page would hide what is asked
+            self.pop_screen()
         if target.view == "node":
-            while isinstance(self.screen, NodeView):
-                self.pop_screen()
             await self.push_screen(NodeView(target.argument, dict(target.options).get("rack", "")))
         elif isinstance(view, NodesView):
             view.choose(target)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from protocols.commands import (
     AgentCommand,
+    ClearFault,
     Cordon,
     Drain,
     InjectFault,
@@ -150,6 +151,39 @@ def test_faults_go_to_the_agent_of_the_node() -> None:
     fault = InjectFault(id="f1", target="r1-n1", kind="xid", params={"code": 79, "gpu": 0})
     assert control.handle(fault, now(control)).result == {"sent_to": "r1"}
     assert sent == [("r1", fault)]
+
+
+def test_a_fault_its_target_cannot_take_is_refused_and_not_sent() -> None:
+    control, sent = site()
+    ports = [PortInfo(p, 800.0, f"r1-n0/nic{p}") for p in range(4)]
+    leaf = NodeInventory("leaf01", "switch", "SN5600", ports=ports)
+    control.fleet.on_birth(Birth("net01", "net01", 1, 0.0, 1.0, [leaf]), 0.0)
+    t = now(control)
+    refused = {
+        ("leaf01", "link_flap", ("nic", 2)): "link_flap on leaf01 takes down_s=, port=, not nic=",
+        ("leaf01", "xid", ("code", 79)): "xid faults hit GPUs, and leaf01 has none",
+        ("leaf01", "link_flap", ("port", 4)): "port 4 is not one of leaf01's ports 0..3",
+        ("r1-n1", "lpu_chip", ("chip", 0)): "lpu_chip faults hit LPU chips, and r1-n1 has none",
+        ("r1-n1", "xid", ("gpu", 8)): "gpu 8 is not one of r1-n1's GPUs 0..7",
+        (
+            "r1-n1",
+            "link_flap",
+            ("nic", 1),
+        ): "link_flap faults hit NICs or ports, and r1-n1 has none",
+        ("r1-n1", "xid", ("nic", 1)): "xid on r1-n1 takes code=, gpu=, not nic=",
+    }
+    for (target, kind, (name, value)), error in refused.items():
+        fault = InjectFault(
+            id=f"f-{target}-{kind}-{name}", target=target, kind=kind, params={name: value}
+        )
+        reply = control.handle(fault, t)
+        assert (reply.ok, reply.error) == (False, error)
+    reply = control.handle(ClearFault(id="c1", target="leaf01", kind="cooling"), t)
+    assert reply.error == "cooling faults hit GPUs, and leaf01 has none"
+    assert sent == []
+    fits = InjectFault(id="f1", target="leaf01", kind="link_flap", params={"port": 3})
+    assert control.handle(fits, t).ok
+    assert sent == [("net01", fits)]
 
 
 def test_desired_state_survives_a_restart(tmp_path: Path) -> None:

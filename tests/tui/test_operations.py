@@ -17,6 +17,7 @@ from tui.dialogs.confirm import Confirm
 from tui.dialogs.drain import DrainDialog
 from tui.dialogs.route import RouteDialog
 from tui.dialogs.scale import ScaleDialog
+from tui.screens.node import NodeView
 from tui.screens.nodes import NodesView
 from tui.widgets.table import Table
 
@@ -48,7 +49,7 @@ async def test_draining_a_node_in_the_console_drains_it_in_the_core(site: Endpoi
         dialog = app.screen
         assert isinstance(dialog, DrainDialog)
         dialog.query_one("#grace", Input).value = "0"
-        await pilot.press("enter")
+        await pilot.press("tab", "enter")  # it opens on Cancel: to the first field, then send
         await until(pilot, lambda: app.answers)
         command, reply = app.answers[-1]
         assert isinstance(command, Drain)
@@ -70,7 +71,7 @@ async def test_scaling_a_pool_in_the_console_changes_its_replicas(site: Endpoint
         assert isinstance(dialog, ScaleDialog)
         replicas = dialog.query_one("#replicas", Input)
         replicas.value = "lots"
-        await pilot.press("enter")
+        await pilot.press("tab", "enter")
         assert app.screen is dialog
         assert dialog.error == "replicas 'lots' is not a whole number"
         replicas.value = "3"
@@ -101,7 +102,7 @@ async def test_editing_a_route_in_the_console_moves_the_traffic(site: Endpoint) 
         assert list(dialog.split) == ["llama-70b-gb200", "llama-70b-h100", "llama-70b-h200"]
         for index, weight in enumerate(("50", "40", "0")):
             dialog.query_one(f"#weight-{index}", Input).value = weight
-        await pilot.press("enter")
+        await pilot.press("tab", "enter")
         assert app.screen is dialog
         assert dialog.error == "the weights add up to 90%, not 100%"
         for index, weight in enumerate(("0", "0", "100")):
@@ -145,7 +146,7 @@ async def test_a_drain_the_core_refuses_shows_why(site: Endpoint) -> None:
         assert isinstance(dialog, DrainDialog)
         assert dialog.nodes == sorted(nodes.marked)
         assert {"llama-70b-h100", "llama-70b-h200"} <= (dialog.affected or set())
-        await pilot.press("enter")
+        await pilot.press("tab", "enter")
         await until(pilot, lambda: app.answers)
         command, reply = app.answers[-1]
         assert isinstance(command, Drain)
@@ -210,3 +211,34 @@ async def test_bad_command_mode_input_is_explained(site: Endpoint) -> None:
         await pilot.press("y")
         await until(pilot, lambda: app.answers)
         assert last_said(app) == ("Refused: cordon node r999-n99: unknown node r999-n99", "error")
+
+
+async def test_keys_typed_on_a_node_page_change_nothing_and_slash_filters(
+    site: Endpoint,
+) -> None:
+    async with console(site, SITE) as (app, pilot), observing(site, SITE) as core:
+        await command_mode(pilot, "node r001-n02")
+        page = app.screen
+        assert isinstance(page, NodeView)
+        await until(pilot, lambda: page.detail)
+        await pilot.press(*"rack=r001 stte=rea", "enter")  # `c` opened a confirmation
+        await pilot.pause(0.5)
+        assert app.screen is page, "enter answered no"
+        assert app.answers == []
+        assert await core.node_state("r001-n02") == "ready"
+        await pilot.press("slash", *"rack=r002", "enter")
+        nodes = app.views["nodes"]
+        assert isinstance(nodes, NodesView)
+        assert app.screen is nodes
+        await until(pilot, lambda: nodes.rows and {r["rack"] for r in nodes.rows} == {"r002"})
+
+
+async def test_opening_a_rack_shows_its_nodes_not_an_old_node_page(site: Endpoint) -> None:
+    async with console(site, SITE) as (app, pilot):
+        await command_mode(pilot, "node r001-n02")
+        assert isinstance(app.screen, NodeView)
+        await pilot.press("1", "end", "enter")  # the racks view, its last rack, open it
+        nodes = app.views["nodes"]
+        assert isinstance(nodes, NodesView)
+        assert app.screen is nodes
+        await until(pilot, lambda: nodes.rows and {r["rack"] for r in nodes.rows} == {"r003"})

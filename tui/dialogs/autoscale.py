@@ -26,7 +26,6 @@ class AutoscaleDialog(Form[Autoscale]):
     """Turn a pool's autoscaler on or off and set its targets."""
 
     SUBMIT = "Apply"
-    AUTO_FOCUS = "#min_replicas"
 
     def __init__(self, pool: PoolState, new_id: Callable[[], str]) -> None:
         super().__init__()

@@ -10,7 +10,7 @@ from tui.dialogs.form import Form
 
 
 class Confirm(Form[bool]):
-    """Asks one question; `y` or enter sends, `n` or escape does not."""
+    """Asks one question; `y` sends; `n`, escape or enter (on Cancel) does not."""
 
     BINDINGS: ClassVar = [
         Binding("y", "yes", "Yes", id="confirm-yes"),
@@ -27,9 +27,6 @@ class Confirm(Form[bool]):
         yield Static(self.question, classes="dialog-question", id="question")
         if self.detail:
             yield Static(self.detail, classes="dialog-note")
-
-    def on_mount(self) -> None:
-        self.query_one("#submit").focus()
 
     def result(self) -> bool:
         return True

@@ -7,19 +7,37 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Label, Select, Static
 
 from protocols.commands import ClearFault, InjectFault
+from protocols.faults import DEVICE_PARAMS, FAULT_DEVICES, FAULT_PARAMS
 from tui.command_line import FAULT_KINDS, parameter
 from tui.dialogs.form import Form
 from tui.validate import InvalidInput, command, entity
 
-PARAMS = {
-    "xid": "code=79 gpu=3",
-    "cooling": "severity=0.8",
-    "link_flap": "nic=2  (or port=17 on a switch)",
-    "pause_storm": "nic=0",
-    "lpu_chip": "chip=5",
-    "power_loss": "duration_s=30",
+NODE_DEVICES = {"gpu": ("gpu", "nic"), "lpu": ("lpu",), "switch": ("port",)}
+"""The device kinds each kind of node has (aidc's catalog), for the dialog's offer; the core
+refuses what does not fit the node itself."""
+EXAMPLES = {
+    "code": 79,
+    "severity": 0.8,
+    "duration_s": 30,
+    "gpu": 3,
+    "nic": 2,
+    "port": 17,
+    "chip": 5,
 }
-"""An example of each kind's parameters (protocols.commands.InjectFault)."""
+"""A value for each fault parameter the example shows (down_s has a default, so none)."""
+
+
+def kinds_for(node_kind: str) -> list[str]:
+    """The fault kinds a node of `node_kind` can take."""
+    has = set(NODE_DEVICES.get(node_kind, ()))
+    return [kind for kind in FAULT_KINDS if not FAULT_DEVICES[kind] or has & {*FAULT_DEVICES[kind]}]
+
+
+def example(kind: str, node_kind: str) -> str:
+    """Parameters of a `kind` fault that fit a node of `node_kind`: `code=79 gpu=3`."""
+    devices = [d for d in FAULT_DEVICES[kind] if d in NODE_DEVICES.get(node_kind, ())]
+    names = [*FAULT_PARAMS[kind], *(DEVICE_PARAMS[d] for d in devices[:1])]
+    return " ".join(f"{name}={EXAMPLES[name]}" for name in names if name in EXAMPLES)
 
 
 def parameters(text: str) -> dict[str, int | float | str | bool]:
@@ -37,14 +55,20 @@ class FaultDialog(Form[InjectFault]):
     """Inject a fault into a target."""
 
     SUBMIT = "Inject"
-    AUTO_FOCUS = "#params"
 
     def __init__(
-        self, target: str, new_id: Callable[[], str], kind: str = "xid", params: str | None = None
+        self,
+        target: str,
+        new_id: Callable[[], str],
+        node_kind: str = "gpu",
+        kind: str | None = None,
+        params: str | None = None,
     ) -> None:
         super().__init__()
-        self.target, self.new_id, self.kind = target, new_id, kind
-        self.params = PARAMS[kind].split("  ")[0] if params is None else params
+        self.target, self.new_id, self.node_kind = target, new_id, node_kind
+        self.kinds = kinds_for(node_kind)
+        self.kind = kind or self.kinds[0]
+        self.params = example(self.kind, node_kind) if params is None else params
 
     def title_text(self) -> str:
         return f"Inject a fault (drill) into {self.target}"
@@ -53,17 +77,23 @@ class FaultDialog(Form[InjectFault]):
         with Horizontal(classes="dialog-row"):
             yield Label("kind", classes="dialog-label")
             yield Select(
-                [(k, k) for k in FAULT_KINDS], value=self.kind, allow_blank=False, id="kind"
+                [(k, k) for k in self.kinds], value=self.kind, allow_blank=False, id="kind"
             )
         with Horizontal(classes="dialog-row"):
             yield Label("parameters", classes="dialog-label")
             yield Input(self.params, id="params")
-        yield Static(f"e.g. {PARAMS[self.kind]}", id="params-help", classes="dialog-note")
+        yield Static(self._help(self.kind), id="params-help", classes="dialog-note")
+
+    def _help(self, kind: str) -> str:
+        takes = example(kind, self.node_kind)
+        return f"a {self.node_kind} node takes e.g. {takes}" if takes else "no parameters"
 
     def on_select_changed(self, event: Select.Changed) -> None:
         kind = str(event.value)
-        self.query_one("#params", Input).value = PARAMS[kind].split("  ")[0]
-        self.query_one("#params-help", Static).update(f"e.g. {PARAMS[kind]}")
+        if kind != self.kind:
+            self.kind = kind
+            self.query_one("#params", Input).value = example(kind, self.node_kind)
+            self.query_one("#params-help", Static).update(self._help(kind))
 
     def result(self) -> InjectFault:
         return command(
@@ -79,7 +109,6 @@ class ClearFaultDialog(Form[ClearFault]):
     """Clear one kind of fault, or every fault, from a target."""
 
     SUBMIT = "Clear"
-    AUTO_FOCUS = "#submit"
 
     def __init__(self, target: str, new_id: Callable[[], str]) -> None:
         super().__init__()

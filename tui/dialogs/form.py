@@ -1,5 +1,7 @@
-"""The frame of every dialog: a title, the fields, a line for what is wrong, and the buttons;
-enter submits, escape cancels, and a result that does not validate keeps the dialog open."""
+"""The frame of every dialog: a title, the fields, a line for what is wrong, and the buttons.
+Every dialog changes the site, so it opens with Cancel focused: keys typed by mistake and
+an enter cannot send it. Enter in a field, or on the submit button, submits; escape
+cancels; a result that does not validate keeps the dialog open."""
 
 from typing import ClassVar, Generic, TypeVar
 
@@ -18,6 +20,7 @@ class Form(ModalScreen[T | None], Generic[T]):
     """A dialog whose `result` is checked before it closes."""
 
     BINDINGS: ClassVar = [Binding("escape", "cancel", "Cancel", id="dialog-cancel")]
+    AUTO_FOCUS = "#cancel"
     TITLE_TEXT: ClassVar[str] = ""
     SUBMIT: ClassVar[str] = "OK"
     error = ""

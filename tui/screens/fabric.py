@@ -153,7 +153,9 @@ class FabricView(View):
     def action_fault(self) -> None:
         if chosen := self._switch():
             switch, port = chosen
-            dialog = FaultDialog(switch, self.host.bridge.new_id, kind="link_flap", params=port)
+            dialog = FaultDialog(
+                switch, self.host.bridge.new_id, "switch", kind="link_flap", params=port
+            )
             self.app.push_screen(dialog, self._sent)
 
     def action_clear_fault(self) -> None:

@@ -17,6 +17,7 @@ from tui.messages import CommandAnswered
 from tui.screens.events import event_row, events_columns
 from tui.screens.node_actions import NodeActionsView
 from tui.screens.nodes import STATE_STYLES
+from tui.view import View
 from tui.widgets.table import Table
 
 REFRESH_S = 1.0
@@ -49,7 +50,11 @@ NIC_COLUMNS = (
 class NodeView(NodeActionsView):
     """A node in detail; esc goes back."""
 
-    BINDINGS: ClassVar = [Binding("escape", "back", "Back", id="node-back")]
+    BINDINGS: ClassVar = [
+        Binding("escape", "back", "Back", id="node-back"),
+        Binding("slash", "filter", "Filter nodes", key_display="/", id="node-filter"),
+    ]
+    FILTERABLE = True
     refresh_s: ClassVar[float] = REFRESH_S
 
     def __init__(self, node: str, rack: str = "") -> None:
@@ -85,8 +90,17 @@ class NodeView(NodeActionsView):
         pool = self.detail.get("pool")
         return None if pool is None else {str(pool)} - {""}
 
+    def kind_of(self, node: str) -> str:
+        return str(self.detail.get("kind", "gpu"))
+
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_filter(self) -> None:
+        """`/` here filters the nodes list: back to it, its filter prompt open."""
+        self.app.pop_screen()
+        if isinstance(self.app.screen, View):
+            self.app.screen.action_filter()
 
     def _poll(self) -> None:
         if self.is_current:

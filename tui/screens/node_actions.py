@@ -34,6 +34,10 @@ class NodeActionsView(View):
         """The pools with replicas on these nodes, or None if the core does not say."""
         return None
 
+    def kind_of(self, node: str) -> str:
+        """What kind of node it is (gpu, lpu or switch), as the core says; gpu if unknown."""
+        return "gpu"
+
     def _new_id(self) -> str:
         return self.host.bridge.new_id()
 
@@ -70,7 +74,8 @@ class NodeActionsView(View):
 
     def action_fault(self) -> None:
         if nodes := self._targets_or_say():
-            self.app.push_screen(FaultDialog(nodes[0], self._new_id), self._confirmed)
+            dialog = FaultDialog(nodes[0], self._new_id, self.kind_of(nodes[0]))
+            self.app.push_screen(dialog, self._confirmed)
 
     def action_clear_fault(self) -> None:
         if nodes := self._targets_or_say():

@@ -140,6 +140,10 @@ class NodesView(NodeActionsView):
             return None
         return {str(rows[node]["pool"]) for node in nodes} - {""}
 
+    def kind_of(self, node: str) -> str:
+        row = next((row for row in self.rows if row.get("node") == node), {})
+        return str(row.get("kind", "gpu"))
+
     # -- reading -----------------------------------------------------------------------------
 
     def choose(self, target: GoTo) -> None:

@@ -1,0 +1,46 @@
+"""The fault dialog offers only the faults its target can take, with parameters that fit
+it (`port=` on a switch), and keeps them fitting when the kind changes."""
+
+from textual.widgets import Input, Select
+
+from tests.tui.constructed import fed
+from tests.tui.pilots import SIZE
+from tui.dialogs.fault import FaultDialog
+
+
+async def _offer(node_kind: str, kinds: list[str]) -> dict[str, str]:
+    """The parameters the dialog fills in for each kind, chosen in turn."""
+    app = fed()
+    filled = {}
+    async with app.run_test(size=SIZE) as pilot:
+        dialog = FaultDialog(
+            "leaf01" if node_kind == "switch" else "r001-n01", lambda: "f1", node_kind
+        )
+        await app.push_screen(dialog)
+        select = dialog.query_one("#kind", Select)
+        assert dialog.kinds == kinds
+        for kind in kinds:
+            select.value = kind
+            await pilot.pause()
+            filled[kind] = dialog.query_one("#params", Input).value
+    return filled
+
+
+async def test_a_switch_is_offered_port_faults_with_port_parameters() -> None:
+    filled = await _offer("switch", ["link_flap", "pause_storm", "power_loss"])
+    assert filled == {
+        "link_flap": "port=17",
+        "pause_storm": "port=17",
+        "power_loss": "duration_s=30",
+    }
+
+
+async def test_a_gpu_node_is_offered_gpu_and_nic_faults() -> None:
+    filled = await _offer("gpu", ["xid", "cooling", "link_flap", "pause_storm", "power_loss"])
+    assert filled["xid"] == "code=79 gpu=3"
+    assert filled["link_flap"] == "nic=2"
+
+
+async def test_an_lpu_node_is_offered_chip_faults() -> None:
+    filled = await _offer("lpu", ["lpu_chip", "power_loss"])
+    assert filled["lpu_chip"] == "chip=5"
