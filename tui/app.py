@@ -166,13 +166,22 @@ class AidcApp(App[None]):
         if name != self.current_mode:
             if self.current_mode in VIEWS:
                 self.history.append(self.current_mode)
+            self._close_dialogs()
             await self.switch_mode(name)
 
     async def action_back(self) -> None:
         if len(self.screen_stack) > 1:
             self.pop_screen()
         elif self.history:
+            self._close_dialogs()
             await self.switch_mode(self.history.pop())
+
+    def _close_dialogs(self) -> None:
+        """Dialogs die with the view they were opened on: one left open would ask its
+        question long after, when the view is shown again."""
+        while isinstance(self.screen, Form):
+            self.say(f"Not sent (its view was left): {self.screen.asks()}", "warning")
+            self.screen.dismiss(None)
 
     def action_exit_now(self) -> None:
         """Ctrl-C: quit at once, with the exit code a shell expects of it."""

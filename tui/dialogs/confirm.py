@@ -28,6 +28,9 @@ class Confirm(Form[bool]):
         if self.detail:
             yield Static(self.detail, classes="dialog-note")
 
+    def asks(self) -> str:
+        return self.question
+
     def result(self) -> bool:
         return True
 

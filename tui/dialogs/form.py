@@ -38,6 +38,10 @@ class Form(ModalScreen[T | None], Generic[T]):
     def title_text(self) -> str:
         return self.TITLE_TEXT
 
+    def asks(self) -> str:
+        """What the dialog asks, in a few words."""
+        return self.title_text()
+
     def submit_label(self) -> str:
         return self.SUBMIT
 

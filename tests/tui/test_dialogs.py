@@ -1,11 +1,40 @@
-"""The fault dialog offers only the faults its target can take, with parameters that fit
-it (`port=` on a switch), and keeps them fitting when the kind changes."""
+"""Dialogs: one left unanswered dies with its view; the fault dialog offers only the faults
+its target can take, with parameters that fit it (`port=` on a switch), and keeps them
+fitting when the kind changes."""
 
 from textual.widgets import Input, Select
 
+from protocols.commands import Cordon
 from tests.tui.constructed import fed
 from tests.tui.pilots import SIZE
+from tui.dialogs.confirm import Confirm
 from tui.dialogs.fault import FaultDialog
+from tui.dialogs.form import Form
+from tui.dialogs.scale import ScaleDialog
+
+
+async def test_an_unanswered_dialog_dies_with_its_view() -> None:
+    app = fed()
+    async with app.run_test(size=SIZE) as pilot:
+        await app.action_view("pools")
+        await pilot.pause()
+        await pilot.press("s")
+        assert isinstance(app.screen, ScaleDialog)
+        app.send(Cordon(id="c1", nodes=["r001-n01"]))
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        await app.action_view("racks")  # as a view opened from elsewhere would
+        await pilot.pause()
+        assert not isinstance(app.screen, Form)
+        await app.action_view("pools")
+        await pilot.pause()
+        assert app.screen is app.views["pools"], "nothing asks again"
+        await pilot.pause(0.3)
+    said = [text for text, _ in app.said]
+    assert said == [
+        "Not sent (its view was left): Cordon node r001-n01?",
+        "Not sent (its view was left): Scale pool llama-70b-gb200",
+    ]
 
 
 async def _offer(node_kind: str, kinds: list[str]) -> dict[str, str]:
