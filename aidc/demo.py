@@ -273,7 +273,7 @@ def status(state: State, site: Site) -> str:
     nodes = sum(summary.nodes.values())
     pools = state.pools.pools if state.pools else []
     ready = sum(p.replicas_ready for p in pools)
-    wanted = sum(p.replicas_desired for p in pools if p.replicas_ready or p.replicas_warming)
+    wanted = sum(p.replicas_desired for p in pools if p.has_hardware)
     return (
         f"{site.site} {clock} UTC ({summary.speed:g}x) · "
         f"{summary.nodes.get('ready', 0)}/{nodes} nodes ready · "

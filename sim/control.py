@@ -21,7 +21,7 @@ from protocols.commands import (
     Scale,
     Uncordon,
 )
-from protocols.faults import DEVICE_PARAMS, fault_problem
+from protocols.faults import DEVICE_NOUNS, DEVICE_PARAMS, fault_problem
 from sim.fleet_state import NODE_KINDS, FleetState
 from sim.journal import (
     AutoscalerSettings,
@@ -242,6 +242,14 @@ class ControlPlane:
     def _scale(self, command: Scale, now: float) -> tuple[dict[str, object], list[Change]]:
         self._pool(command.pool)
         pool = self.pools.pools[command.pool]
+        devices, most = self.pools.capacity(pool)
+        if command.replicas > most:
+            spec = pool.spec
+            raise CommandError(
+                f"pool {spec.pool} can never hold {command.replicas} replicas: the site's "
+                f"{devices} {spec.hardware} {DEVICE_NOUNS[pool.accelerator.kind]}s hold at most "
+                f"{most} of {spec.tensor_parallel}"
+            )
         pool.desired = command.replicas
         problems = self.pools.reconcile(self.schedulable(now), now)
         counts = self.pools.counts(pool)
@@ -306,9 +314,9 @@ class ControlPlane:
 
     # -- every tick ----------------------------------------------------------------------------
 
-    def tick(self, now: float) -> list[str]:
+    def tick(self, now: float) -> tuple[list[str], list[str]]:
         """Move drains along (at the deadline, what is still in flight is re-routed), keep
-        pools at their size; sentences for what happened."""
+        pools at their size; sentences for what happened, and for what could not be placed."""
         happened = []
         draining = [n for n, i in self.intents.items() if i.state == "draining"]
         for node in draining:
@@ -323,5 +331,4 @@ class ControlPlane:
                 self.intents[node] = drained
                 self.journal.save([drained])
                 happened.append(f"node {node} drained")
-        happened += self.pools.reconcile(self.schedulable(now), now)
-        return happened
+        return happened, self.pools.reconcile(self.schedulable(now), now)

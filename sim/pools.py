@@ -147,6 +147,17 @@ class Pools:
             owner = self.owner[kind] = np.concatenate([owner, np.full(size - owner.shape[0], -1)])
         return owner
 
+    def capacity(self, pool: Pool) -> tuple[int, int]:
+        """The devices of the pool's hardware the site has, and the most replicas they could
+        ever hold (each within one domain), whatever their state or owner."""
+        table = self.fleet.devices[pool.accelerator.kind].table
+        model = self.fleet.models.rows.get(pool.spec.hardware)
+        if model is None:
+            return 0, 0
+        domains = table["domain"][table["model"] == model]
+        fits = np.bincount(domains) // pool.spec.tensor_parallel
+        return int(domains.size), int(fits.sum())
+
     def place(self, pool: Pool, count: int, schedulable: npt.NDArray[np.bool_], now: float) -> int:
         """Put up to `count` replicas of `pool` on free schedulable devices of its model, each
         within one domain, best fit (domains with the fewest free devices first); how many."""
@@ -274,14 +285,20 @@ class Pools:
             if missing > 0:
                 missing -= self.place(pool, missing, schedulable[pool.accelerator.kind], now)
             if missing > 0:
-                problems.append(
-                    f"pool {pool.spec.pool}: no room for {missing} more replica(s) of "
-                    f"{pool.spec.tensor_parallel} x {pool.spec.hardware}"
-                )
+                problems.append(self._unplaced(pool, missing))
         for row in np.flatnonzero(states == DRAINING).tolist():
             if self.state.waiting[row] < 1e-6 and self.state.running[row] < 1e-6:
                 self.stop(row)
         return problems
+
+    def _unplaced(self, pool: Pool, missing: int) -> str:
+        spec = pool.spec
+        if not self.capacity(pool)[0]:
+            return f"pool {spec.pool}: the site has no {spec.hardware}, so it stays empty"
+        return (
+            f"pool {spec.pool}: no room for {missing} more replica(s) of "
+            f"{spec.tensor_parallel} x {spec.hardware}"
+        )
 
     def serving_params(self) -> ReplicaParams:
         """The roofline constants of every pool, in pool order, for the serving kernel (kept

@@ -76,6 +76,9 @@ VERSION = "0.1.0"
 NVLINK_BUSY_BPS = 1e11
 """NVLink traffic of a busy GPU each way: tensor-parallel all-reduces."""
 RECENT_EVENTS = 1000
+BIRTHS_SETTLE_S = 5.0
+"""Wall seconds without a new birth after which the fleet counts as arrived, and a pool still
+short of room is warned about (before, its room may still be on its way)."""
 """Events a `query what=events` can read back."""
 CONTROL_WAIT_S = 10.0
 """How long a reconnected core waits for its command connection before it says it is online."""
@@ -136,6 +139,7 @@ class CoreService:
         self.events: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self._pending_events: list[Event] = []
         self._said: set[str] = set()
+        self._last_birth = time.monotonic()
         self._ingested = 0
         self._last_report = TickReport(self.clock.now())
         self._last_fabric = FabricState(self.clock.now(), [])
@@ -211,6 +215,7 @@ class CoreService:
                 birth = codec.BIRTH.decode(payload)
                 if self._speaks_for_itself(topic, parsed, birth.agent, birth.rack):
                     self.fleet.on_birth(birth, now)
+                    self._last_birth = time.monotonic()
             elif kind == AgentTopic.DEATH:
                 death = codec.DEATH.decode(payload)
                 if (
@@ -380,11 +385,13 @@ class CoreService:
         for finding in report.findings:
             self._event(finding.severity, finding.subject, finding.kind, finding.message)
         for sentence in report.happened:
+            self._event("info", "control", "control", sentence)
+        if time.monotonic() - self._last_birth < BIRTHS_SETTLE_S:
+            return  # room still arrives with the fleet's births
+        for sentence in report.unplaced:
             if sentence not in self._said:  # a pool that cannot grow says so once
                 self._said.add(sentence)
-                self._event(
-                    "warning" if "no room" in sentence else "info", "control", "control", sentence
-                )
+                self._event("warning", "control", "control", sentence)
 
     def build_views(self, report: TickReport, ingest_per_s: float) -> TickViews:
         """The summary, rack and pool views of a tick, kept as `views_sent`."""

@@ -53,6 +53,8 @@ class TickReport:
     time: float
     findings: list[Finding] = field(default_factory=list)
     happened: list[str] = field(default_factory=list)
+    unplaced: list[str] = field(default_factory=list)
+    """A sentence per pool short of replicas it has no room for, every tick while it is."""
     pools: dict[str, PoolFigures] = field(default_factory=dict)
     unroutable: float = 0.0
 
@@ -175,7 +177,7 @@ class World:
         for finding in report.findings:
             if finding.drain:
                 self.control.drain_for_health(finding.node, finding.message, now)
-        report.happened = self.control.tick(now)
+        report.happened, report.unplaced = self.control.tick(now)
         self._grow_histograms()
         self._gpus_of_replicas = self._replica_gpus()
         self._stop_broken_replicas()

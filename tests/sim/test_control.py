@@ -95,7 +95,7 @@ def test_a_drain_moves_the_replica_and_the_node_ends_drained() -> None:
     ]
     control.pools.state.running[replica] = 5.0
     assert control.handle(Drain(id="d3", nodes=[node], grace_s=60, force=True), t).ok
-    happened = control.tick(t + 1)
+    happened, _ = control.tick(t + 1)
     assert control.intents[node].state == "draining"
     assert len(control.pools.pools[SPEC.pool].replicas) == 3, "a replacement is placed elsewhere"
     others = [r for r in control.pools.pools[SPEC.pool].replicas if r != replica]
@@ -121,17 +121,26 @@ def test_nodes_without_telemetry_for_three_intervals_are_lost() -> None:
     assert set(control.node_states(t + 3.1).tolist()) == {4}
 
 
-def test_scale_beyond_capacity_is_partial_and_says_so() -> None:
+def test_scale_beyond_room_is_partial_and_beyond_the_site_is_refused() -> None:
     control, _ = site()
-    reply = control.handle(Scale(id="s1", pool=SPEC.pool, replicas=5), now(control))
+    t = now(control)
+    control.handle(Cordon(id="c1", nodes=["r1-n2"]), t)
+    reply = control.handle(Scale(id="s1", pool=SPEC.pool, replicas=3), t)
     assert reply.ok
     assert reply.result is not None
-    assert reply.result["desired"] == 5
+    assert reply.result["desired"] == 3
     assert (
         reply.result["partial"]
-        == "pool llama-70b-h100: no room for 2 more replica(s) of 8 x NVIDIA H100 80GB HBM3"
+        == "pool llama-70b-h100: no room for 1 more replica(s) of 8 x NVIDIA H100 80GB HBM3"
     )
-    assert not control.handle(Scale(id="s2", pool="nope", replicas=1), now(control)).ok
+    reply = control.handle(Scale(id="s2", pool=SPEC.pool, replicas=10000), t)
+    assert (reply.ok, reply.error) == (
+        False,
+        "pool llama-70b-h100 can never hold 10000 replicas: the site's 24 NVIDIA H100 80GB HBM3"
+        " GPUs hold at most 3 of 8",
+    )
+    assert control.pools.pools[SPEC.pool].desired == 3, "a refused scale changes nothing"
+    assert not control.handle(Scale(id="s3", pool="nope", replicas=1), t).ok
 
 
 def test_routes_must_name_pools_of_their_model() -> None:

@@ -21,6 +21,7 @@ from protocols.link import Link
 from protocols.messages import PoolStates, RackStates, Summary
 from tests.mqtt import running, spawn_aidc
 from tests.mqtt import until as wait_until
+from sim.service import BIRTHS_SETTLE_S
 from tests.sim.test_pools import hgx_rack
 
 SITE = "core1"
@@ -202,3 +203,27 @@ async def test_a_birth_on_another_agents_topic_is_refused(site: Endpoint) -> Non
         await asyncio.sleep(6.0)
         assert inbox.latest(Summary).gpus_healthy == healthy
         assert inbox.latest(Summary).nodes.get("lost", 0) == 0
+
+
+async def test_only_what_stays_unplaced_after_the_births_is_warned_about(site: Endpoint) -> None:
+    watcher = Link(site, "watch-unplaced", subscriptions=[(f"aidc/v1/{SITE}/state/+", 0)])
+    async with running(watcher) as inbox:
+
+        def pools() -> dict[str, object]:
+            states = inbox.latest(PoolStates)
+            return {p.pool: p for p in states.pools} if states else {}
+
+        await until(lambda: (p := pools().get("llama-70b-h100")) and p.replicas_ready == 2)  # type: ignore[attr-defined]
+        shown = pools()
+        assert shown["llama-70b-h100"].has_hardware  # type: ignore[attr-defined]
+        assert not shown["llama-70b-gb200"].has_hardware  # type: ignore[attr-defined]
+    await asyncio.sleep(BIRTHS_SETTLE_S + 1.0)
+    replies = Link(site, "read-unplaced", subscriptions=[(f"aidc/v1/{SITE}/ctl/reply/unplaced", 1)])
+    async with running(replies) as inbox:
+        query = Query(id="unplaced", what="events", filter="control", limit=1000)
+        await replies.publish(f"aidc/v1/{SITE}/ctl/cmd", encode(query), qos=1)
+        (message,) = await inbox.wait_for(1, timeout=20)
+    _, reply = decode_message(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
+    warned = [e["message"] for e in reply.result["events"] if e["severity"] == "warning"]
+    assert "pool llama-70b-gb200: the site has no NVIDIA GB200, so it stays empty" in warned
+    assert not [w for w in warned if "no room" in w], warned

@@ -1,9 +1,12 @@
 """Placement of replicas on devices, warm-up, scaling and the serving parameters of pools."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from protocols.messages import Birth, GpuInfo, NodeInventory
 from sim.fleet_state import FleetState
@@ -77,6 +80,21 @@ def test_not_enough_room_is_said_and_the_rest_is_placed() -> None:
     problems = pools.reconcile(everywhere(fleet), now=0.0)
     assert len(pool.replicas) == 2
     assert problems == ["pool p: no room for 1 more replica(s) of 4 x NVIDIA H100 80GB HBM3"]
+
+
+def test_a_pool_places_on_its_own_hardware_only_and_knows_its_ceiling() -> None:
+    fleet, pools = site(2)
+    h200 = hgx_rack("r2", 1)
+    nodes = [replace(n, gpus=[replace(g, model="NVIDIA H200") for g in n.gpus]) for n in h200.nodes]
+    fleet.on_birth(replace(h200, nodes=nodes), 0.0)
+    pool = pools.add(dataclasses.replace(SPEC, replicas=9))
+    assert pools.capacity(pool) == (16, 4)
+    pools.reconcile(everywhere(fleet), now=0.0)
+    used = np.concatenate([pools.devices[r] for r in pool.replicas])
+    assert len(pool.replicas) == 4
+    assert set(fleet.devices["gpu"].table["model"][used].tolist()) == {fleet.models.rows[H100]}
+    absent = pools.add(PoolSpec("b200", "llama-3-1-70b", "NVIDIA B200", tensor_parallel=8))
+    assert pools.capacity(absent) == (0, 0)
 
 
 def test_unschedulable_devices_are_not_used() -> None:

@@ -47,9 +47,14 @@ def _right(text: str, style: str = "") -> Text:
 
 def pool_cells(pool: PoolState) -> list[str | Text]:
     """One pool's cells."""
-    short = pool.replicas_ready < pool.replicas_desired
-    below = pool.replicas_ready < pool.min_available
+    short = pool.has_hardware and pool.replicas_ready < pool.replicas_desired
+    below = pool.has_hardware and pool.replicas_ready < pool.min_available
     slo = pool.slo_attainment
+    slo_cell = (
+        _right(fmt.percent(slo), "green" if slo >= 0.99 else "yellow" if slo >= 0.9 else "red")
+        if pool.has_hardware
+        else _right("no hardware", "dim")
+    )
     ttft, itl = pool.time_to_first_token, pool.inter_token_latency
     return [
         pool.pool,
@@ -57,7 +62,7 @@ def pool_cells(pool: PoolState) -> list[str | Text]:
         pool.hardware.removeprefix("NVIDIA "),
         _right(
             f"{pool.replicas_desired}/{pool.replicas_ready}/{pool.replicas_warming}",
-            "bold red" if below else "yellow" if short else "",
+            "bold red" if below else "yellow" if short else "" if pool.has_hardware else "dim",
         ),
         _right(str(pool.min_available)),
         _right(fmt.count(pool.requests_per_s)),
@@ -67,7 +72,7 @@ def pool_cells(pool: PoolState) -> list[str | Text]:
         _right(fmt.count(pool.tokens_per_s)),
         _right(f"{fmt.seconds(ttft.p50)}/{fmt.seconds(ttft.p99)}"),
         _right(f"{fmt.seconds(itl.p50)}/{fmt.seconds(itl.p99)}"),
-        _right(fmt.percent(slo), "green" if slo >= 0.99 else "yellow" if slo >= 0.9 else "red"),
+        slo_cell,
         Text("on", style="bold green") if pool.autoscale else Text("off", style="dim"),
         _right(fmt.count(pool.requests_failed), "bold red" if pool.requests_failed else "dim"),
     ]
