@@ -19,9 +19,9 @@ from protocols.commands import Command, InjectFault, Query, Reply
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import PoolStates, RackStates, Summary
+from sim.service import BIRTHS_SETTLE_S
 from tests.mqtt import running, spawn_aidc
 from tests.mqtt import until as wait_until
-from sim.service import BIRTHS_SETTLE_S
 from tests.sim.test_pools import hgx_rack
 
 SITE = "core1"
