@@ -43,6 +43,23 @@ def desired_replicas(settings: AutoscalerSettings, load: PoolLoad) -> int:
     return max(low, min(high, max(wanted, 1)))
 
 
+def why(settings: AutoscalerSettings, load: PoolLoad, decided: int) -> str:
+    """What the autoscaler looked at in deciding on `decided` replicas, as a clause:
+    `212 waiting against 30 per replica`."""
+    if load.arrivals_per_s <= 0 and load.waiting <= 0:
+        seen = [f"no traffic, so its minimum of {settings.min_replicas}"]
+    else:
+        seen = []
+        if settings.target_queue_depth is not None:
+            depth = settings.target_queue_depth
+            seen.append(f"{load.waiting:,.0f} waiting against {depth:g} per replica")
+        if settings.target_ttft_s is not None and not math.isnan(load.ttft_p99_s):
+            seen.append(f"TTFT p99 {load.ttft_p99_s:.3g} s against {settings.target_ttft_s:g} s")
+    if decided > desired_replicas(settings, load):
+        seen.append(f"held at the most wanted over the last {settings.cooldown_s:g} s")
+    return ", ".join(seen) or "no target set"
+
+
 class Autoscaler:
     """Holds scale-down back like Kubernetes' stabilization window: a pool shrinks only to the
     largest size wanted over the last cooldown, and only after the cooldown since its last

@@ -386,6 +386,8 @@ class CoreService:
             self._event(finding.severity, finding.subject, finding.kind, finding.message)
         for sentence in report.happened:
             self._event("info", "control", "control", sentence)
+        for pool, sentence in report.autoscaled:
+            self._event("info", f"pool/{pool}", "autoscale", sentence)
         if time.monotonic() - self._last_birth < BIRTHS_SETTLE_S:
             return  # room still arrives with the fleet's births
         for sentence in report.unplaced:

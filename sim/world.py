@@ -10,7 +10,7 @@ import numpy.typing as npt
 from numba import prange
 
 from sim.aggregate import pool_totals
-from sim.autoscaler import Autoscaler, PoolLoad
+from sim.autoscaler import Autoscaler, PoolLoad, why
 from sim.catalog import llm_model
 from sim.chunks import parallel_kernel
 from sim.control import STATE_INDEX, ControlPlane
@@ -55,6 +55,8 @@ class TickReport:
     happened: list[str] = field(default_factory=list)
     unplaced: list[str] = field(default_factory=list)
     """A sentence per pool short of replicas it has no room for, every tick while it is."""
+    autoscaled: list[tuple[str, str]] = field(default_factory=list)
+    """(pool, sentence) for each size an autoscaler changed, with its reason."""
     pools: dict[str, PoolFigures] = field(default_factory=dict)
     unroutable: float = 0.0
 
@@ -204,7 +206,7 @@ class World:
             up & ((self.pools.state.running > 0) | (self.result.admitted > 0)), 1.0, 0.0
         )
         report.pools = self._pool_figures(dt)
-        self._autoscale(report.pools, now)
+        report.autoscaled = self._autoscale(report.pools, now)
         return report
 
     def _observe(self, arrivals: npt.NDArray[np.float64], step: float) -> None:
@@ -338,7 +340,9 @@ class World:
             )
         return figures
 
-    def _autoscale(self, figures: dict[str, PoolFigures], now: float) -> None:
+    def _autoscale(self, figures: dict[str, PoolFigures], now: float) -> list[tuple[str, str]]:
+        """Resize the pools whose autoscaler says so; (pool, sentence) for each change."""
+        scaled = []
         for name, settings in self.control.autoscalers.items():
             pool = self.pools.pools.get(name)
             if pool is None:
@@ -354,7 +358,11 @@ class World:
             )
             desired = self.autoscaler.decide(settings, pool.desired, load, now)
             if desired != pool.desired:
+                edge = {settings.max_replicas: " (its maximum)", settings.min_replicas: ""}
+                change = f"{pool.desired} → {desired} replicas{edge.get(desired, '')}"
+                scaled.append((name, f"autoscaler: {change}: {why(settings, load, desired)}"))
                 self.control.set_desired(name, desired)
+        return scaled
 
     def gpu_load(self) -> dict[str, npt.NDArray[np.float64]]:
         """What each GPU is asked to do, from the replica that holds it (idle if none)."""

@@ -226,17 +226,21 @@ class AidcApp(App[None]):
         ]
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        """The palette lists every action a key runs here, with the key."""
-        yield from super().get_system_commands(screen)
+        """The palette lists every action a key runs here, with the key and where it works
+        (Textual's own Quit and its focus and copy keys aside: ours and the terminal's do)."""
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Quit")
+        here = "on this node's page" if isinstance(screen, NodeView) else "in this view"
         for target, bindings in ((self, self.BINDINGS), (screen, type(screen)._merge_bindings())):
             for binding in _bindings(bindings):
                 name = binding.action.split("(")[0]
                 if binding.action in ("command_palette", "exit_now") or not binding.description:
                     continue
+                if "." in name:
+                    continue
                 if target is self or target.check_action(name, ()) is True:
                     yield SystemCommand(
                         f"{binding.description} ({binding.key_display or binding.key})",
-                        f"{type(target).__name__}: {binding.action}",
+                        "anywhere" if target is self else here,
                         partial(self.run_action, binding.action, target),
                     )
 

@@ -2,7 +2,7 @@
 
 import math
 
-from sim.autoscaler import Autoscaler, PoolLoad, desired_replicas
+from sim.autoscaler import Autoscaler, PoolLoad, desired_replicas, why
 from sim.journal import AutoscalerSettings
 
 
@@ -56,3 +56,15 @@ def test_a_queue_that_empties_for_a_moment_does_not_shrink_the_pool() -> None:
     # the queue is drained now, past the cooldown, but the last minute still wanted 9
     assert scaler.decide(s, 9, PoolLoad(9, 0.0, math.nan, 50.0), now=130.0) == 9
     assert scaler.decide(s, 9, PoolLoad(9, 0.0, math.nan, 50.0), now=200.0) == 1
+
+
+def test_why_names_what_the_autoscaler_looked_at() -> None:
+    queue = PoolLoad(2, 212.0, math.nan, 9.0)
+    assert why(settings(), queue, 10) == "212 waiting against 4 per replica"
+    ttft = settings(target_queue_depth=None, target_ttft_s=0.5)
+    assert why(ttft, PoolLoad(4, 0.0, 1.25, 50.0), 10) == "TTFT p99 1.25 s against 0.5 s"
+    idle = PoolLoad(4, 0.0, math.nan, 0.0)
+    assert why(settings(min_replicas=2), idle, 2) == "no traffic, so its minimum of 2"
+    assert why(settings(min_replicas=2), idle, 3) == (
+        "no traffic, so its minimum of 2, held at the most wanted over the last 60 s"
+    )

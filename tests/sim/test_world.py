@@ -109,11 +109,24 @@ def test_the_autoscaler_follows_the_load() -> None:
         ),
         0.0,
     )
-    run(world, 0.0, 120.0)
-    assert world.pools.pools["a"].desired == 4
-    world.traffic.set_rate(0, 0.0)
-    run(world, 120.0, 300.0)
+    scaled = []
+    for step in range(1, 841):
+        world.fleet.nodes["seen"][:] = step * 0.5
+        scaled += world.tick(step * 0.5, 0.5).autoscaled
+        if step == 240:
+            assert world.pools.pools["a"].desired == 4
+            world.traffic.set_rate(0, 0.0)
     assert world.pools.pools["a"].desired == 1
+    assert [pool for pool, _ in scaled] == ["a"] * len(scaled)
+    said = [sentence.split(": ", 2) for _, sentence in scaled]
+    assert said[-1][1:] == ["3 → 1 replicas", "no traffic, so its minimum of 1"]
+    assert said[-2][1:] == [
+        "4 → 3 replicas",
+        "no traffic, so its minimum of 1, held at the most wanted over the last 30 s",
+    ]
+    ups = [s for s in said if s[1].endswith("(its maximum)")]
+    assert ups, said
+    assert ups[0][2].endswith("against 2 per replica")
 
 
 def test_the_same_seed_gives_the_same_numbers() -> None:

@@ -2,11 +2,12 @@
 its target can take, with parameters that fit it (`port=` on a switch), and keeps them
 fitting when the kind changes."""
 
-from textual.widgets import Input, Select
+from textual.widgets import Input, Label, Select, Switch
 
 from protocols.commands import Cordon
 from tests.tui.constructed import fed
 from tests.tui.pilots import SIZE
+from tui.dialogs.autoscale import AutoscaleDialog
 from tui.dialogs.confirm import Confirm
 from tui.dialogs.fault import FaultDialog
 from tui.dialogs.form import Form
@@ -73,3 +74,21 @@ async def test_a_gpu_node_is_offered_gpu_and_nic_faults() -> None:
 async def test_an_lpu_node_is_offered_chip_faults() -> None:
     filled = await _offer("lpu", ["lpu_chip", "power_loss"])
     assert filled["lpu_chip"] == "chip=5"
+
+
+async def test_the_autoscaler_switch_says_on_or_off() -> None:
+    app = fed()
+    async with app.run_test(size=SIZE) as pilot:
+        await app.action_view("pools")
+        await pilot.pause()
+        await pilot.press("a")
+        dialog = app.screen
+        assert isinstance(dialog, AutoscaleDialog)
+        said = dialog.query_one("#enabled-said", Label)
+        switch = dialog.query_one("#enabled", Switch)
+        words = {True: "on: it resizes the pool", False: "off: the pool keeps its size"}
+        assert switch.value is not dialog.pool.autoscale, "it offers the other setting"
+        for value in (switch.value, not switch.value):
+            switch.value = value
+            await pilot.pause()
+            assert str(said.render()) == words[value]

@@ -22,6 +22,10 @@ FIELDS = (
 """(field, label, default, whole number) of each input; empty means the core's default."""
 
 
+def _said(enabled: bool) -> str:
+    return "on: it resizes the pool" if enabled else "off: the pool keeps its size"
+
+
 class AutoscaleDialog(Form[Autoscale]):
     """Turn a pool's autoscaler on or off and set its targets."""
 
@@ -39,10 +43,14 @@ class AutoscaleDialog(Form[Autoscale]):
         with Horizontal(classes="dialog-row"):
             yield Label("enabled", classes="dialog-label")
             yield Switch(not self.pool.autoscale, id="enabled")
+            yield Label(_said(not self.pool.autoscale), id="enabled-said")
         for field, label, default, whole in FIELDS:
             with Horizontal(classes="dialog-row"):
                 yield Label(label, classes="dialog-label")
                 yield Input(default, id=field, type="integer" if whole else "number")
+
+    def on_switch_changed(self, event: Switch.Changed) -> None:
+        self.query_one("#enabled-said", Label).update(_said(event.value))
 
     def result(self) -> Autoscale:
         fields: dict[str, Any] = {

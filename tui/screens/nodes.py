@@ -228,7 +228,8 @@ class NodesView(NodeActionsView):
             first = self.start + 1 if self.rows else 0
             last = self.start + len(self.rows)
             parts.append(Text(f" nodes {first:,}-{last:,} of {self.total:,}", style="bold"))
-        parts.append(Text(f"sort {self.sort} {'↓' if self.descending else '↑'}"))
+        title = dict(COLUMNS).get(self.sort, self.sort)
+        parts.append(Text(f"sort {title}{self._arrow(self.sort)} (s, or click a title)"))
         if self.filter_text:
             parts.append(Text(f"filter {self.filter_text!r}", style="cyan"))
         if self.rack:
