@@ -257,23 +257,28 @@ def grew(values, last):  # type: ignore[no-untyped-def]
     return out
 
 
-def scan_gpus(present, node, alive_nodes, xid_count, thermal, last):  # type: ignore[no-untyped-def]
-    """GPU by GPU: gone (1) when it stops reporting on a live node, new XID (2) when the XID
-    count rose, throttling (4) when the thermal counter starts rising; `last` is a dict of
-    lists of what was seen before, updated."""
+def scan_gpus(present, node, alive_nodes, xid_count, thermal, samples, last):  # type: ignore[no-untyped-def]
+    """GPU by GPU: gone (1) when it stops reporting on a live node, shut down (8) instead when it
+    was throttling, new XID (2) when the XID count rose, throttling (4) when the thermal
+    counter starts rising in a new sample (without one, a GPU keeps its state); `last` is a
+    dict of lists of what was seen before, updated."""
     rows, found = [], []
     for i in range(len(present)):
         gone = (not present[i]) and bool(alive_nodes[node[i]])
-        throttling = thermal[i] > last["thermal"][i]
+        if samples[i] != last["samples"][i]:
+            throttling = thermal[i] > last["thermal"][i]
+        else:
+            throttling = last["throttling"][i]
         bits = 0
         if gone and not last["gone"][i]:
-            bits += 1
+            bits += 8 if last["throttling"][i] else 1
         if xid_count[i] > last["xid"][i]:
             bits += 2
         if throttling and not last["throttling"][i]:
             bits += 4
         last["gone"][i], last["xid"][i] = gone, xid_count[i]
         last["thermal"][i], last["throttling"][i] = thermal[i], throttling
+        last["samples"][i] = samples[i]
         if bits:
             rows.append(i)
             found.append(bits)
