@@ -34,12 +34,22 @@ from sim.journal import (
 )
 from sim.liveness import mark_lost_and_failed
 from sim.pools import DRAINING, READY, WARMING, Pools
+from sim.tables import Table
 
 NODE_STATES = ("ready", "cordoned", "draining", "drained", "lost", "failed")
 STATE_INDEX = {name: i for i, name in enumerate(NODE_STATES)}
 
 SendToAgent = Callable[[str, AgentCommand], None]
 """Delivers an agent command to the agent that speaks for a node."""
+
+
+def reporting(devices: Table, states: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Devices whose latest samples are current, given every node's state: present, on a node
+    that is not lost (a silent node's samples are its last ones)."""
+    live: npt.NDArray[np.bool_] = devices["present"] & (
+        states[devices["node"]] != STATE_INDEX["lost"]
+    )
+    return live
 
 
 class _Schedulable(Mapping[str, npt.NDArray[np.bool_]]):
@@ -99,14 +109,21 @@ class ControlPlane:
 
     # -- state -------------------------------------------------------------------------------
 
-    def node_states(self, now: float) -> npt.NDArray[np.uint8]:
-        """Every node's state (an index into NODE_STATES), by node row."""
+    def intended_states(self) -> npt.NDArray[np.uint8]:
+        """Every node's state as commands and the health policy set it (ready, cordoned,
+        draining or drained), by node row: what its telemetry shows left out."""
         nodes = self.fleet.nodes
         states = np.zeros(len(nodes), np.uint8)
         for node, intent in self.intents.items():
             row = nodes.rows.get(node)
             if row is not None:
                 states[row] = STATE_INDEX[intent.state]
+        return states
+
+    def node_states(self, now: float) -> npt.NDArray[np.uint8]:
+        """Every node's state (an index into NODE_STATES), by node row."""
+        nodes = self.fleet.nodes
+        states = self.intended_states()
         gpus = self.fleet.devices["gpu"].table
         lost, failed = STATE_INDEX["lost"], STATE_INDEX["failed"]
         mark_lost_and_failed(states, nodes, gpus, now, self.speed, lost, failed)

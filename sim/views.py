@@ -18,7 +18,7 @@ from protocols.messages import (
     Summary,
 )
 from sim.aggregate import rack_totals
-from sim.control import NODE_STATES, STATE_INDEX
+from sim.control import NODE_STATES, STATE_INDEX, reporting
 from sim.node_table import NodeTable, nodes_page
 from sim.pools import READY, WARMING
 from sim.world import PoolFigures, TickReport, World
@@ -43,18 +43,21 @@ class Views:
         self.nic_gbps = np.zeros(0)
         """Each NIC's latest offered load in Gb/s each way, as the core last assigned it."""
 
-    def _gpu_states(self, now: float) -> tuple[np.ndarray, np.ndarray]:
-        fleet = self.world.fleet
-        nodes = self.world.control.node_states(now)
-        table = fleet.devices["gpu"].table
-        return nodes, nodes[table["node"]]
+    def _gpus_by_state(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each GPU by its own state, given every node's, as masks: lost when it does not
+        report, else cordoned when its node is cordoned, draining or drained, else healthy."""
+        table = self.world.fleet.devices["gpu"].table
+        live = reporting(table, nodes)
+        held = self.world.control.intended_states()[table["node"]] != STATE_INDEX["ready"]
+        return live & ~held, live & held, ~live
 
     def summary(
         self, report: TickReport, tick: int, speed: float, ingest_per_s: float, rejected: int
     ) -> Summary:
         """The fleet in one message."""
         fleet = self.world.fleet
-        nodes, gpu_nodes = self._gpu_states(report.time)
+        nodes = self.world.control.node_states(report.time)
+        healthy, cordoned, lost = self._gpus_by_state(nodes)
         gpus = fleet.devices["gpu"]
         present = gpus.table["present"]
         lpus = fleet.devices["lpu"].table
@@ -66,9 +69,9 @@ class Views:
             tick=tick,
             speed=speed,
             gpus=len(gpus.table),
-            gpus_healthy=int(np.count_nonzero(present & (gpu_nodes == STATE_INDEX["ready"]))),
-            gpus_cordoned=int(np.count_nonzero(np.isin(gpu_nodes, (1, 2, 3)))),
-            gpus_lost=int(np.count_nonzero(~present | (gpu_nodes >= STATE_INDEX["lost"]))),
+            gpus_healthy=int(np.count_nonzero(healthy)),
+            gpus_cordoned=int(np.count_nonzero(cordoned)),
+            gpus_lost=int(np.count_nonzero(lost)),
             lpus=len(lpus),
             lpus_healthy=int(np.count_nonzero(lpus["present"])),
             nodes={
@@ -90,15 +93,12 @@ class Views:
     def racks(self, now: float) -> RackStates:
         """Per-rack aggregates of every GPU."""
         fleet = self.world.fleet
-        _, gpu_nodes = self._gpu_states(now)
         table = fleet.devices["gpu"].table
         gpus = fleet.devices["gpu"]
         totals = rack_totals(
             len(fleet.racks),
             fleet.nodes["rack"][table["node"]],
-            table["present"] & (gpu_nodes == STATE_INDEX["ready"]),
-            np.isin(gpu_nodes, (1, 2, 3)),
-            ~table["present"] | (gpu_nodes >= STATE_INDEX["lost"]),
+            *self._gpus_by_state(self.world.control.node_states(now)),
             gpus.gauge("DCGM_FI_DEV_GPU_UTIL"),
             gpus.gauge("DCGM_FI_DEV_GPU_TEMP"),
             gpus.gauge("DCGM_FI_DEV_POWER_USAGE"),
