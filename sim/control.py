@@ -34,7 +34,6 @@ from sim.journal import (
 )
 from sim.liveness import mark_lost_and_failed
 from sim.pools import DRAINING, READY, WARMING, Pools
-from sim.tables import Table
 
 NODE_STATES = ("ready", "cordoned", "draining", "drained", "lost", "failed")
 STATE_INDEX = {name: i for i, name in enumerate(NODE_STATES)}
@@ -43,12 +42,13 @@ SendToAgent = Callable[[str, AgentCommand], None]
 """Delivers an agent command to the agent that speaks for a node."""
 
 
-def reporting(devices: Table, states: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
-    """Devices whose latest samples are current, given every node's state: present, on a node
-    that is not lost (a silent node's samples are its last ones)."""
-    live: npt.NDArray[np.bool_] = devices["present"] & (
-        states[devices["node"]] != STATE_INDEX["lost"]
-    )
+def reporting(
+    present: npt.NDArray[np.bool_], node: npt.NDArray[np.integer], states: npt.NDArray[np.integer]
+) -> npt.NDArray[np.bool_]:
+    """Which devices' latest samples are current, from their `present` and `node` columns and
+    every node's state: present, on a node that is not lost (a silent node's samples are its
+    last ones)."""
+    live: npt.NDArray[np.bool_] = present & (states[node] != STATE_INDEX["lost"])
     return live
 
 

@@ -1,5 +1,6 @@
 """Slow, obvious twins of the numba kernels in sim/: each kernel's test compares the two."""
 
+import math
 
 # sim/fleet_state.py
 
@@ -195,18 +196,23 @@ def p2c(seed, counts, pool_of_replica, ready, outstanding, decisions_per_replica
 
 
 def rack_totals(racks, rack, healthy, cordoned, lost, utilization, temperature, power):  # type: ignore[no-untyped-def]
-    """Per-rack sums, means and maxima, one device at a time."""
-    out = {name: [0.0] * racks for name in ("devices", "healthy", "cordoned", "lost")}
+    """Per-rack sums, means and maxima, one device at a time, NaN readings left out."""
+    names = ("devices", "healthy", "cordoned", "lost", "reporting")
+    out = {name: [0.0] * racks for name in names}
     sums, hottest, watts = [0.0] * racks, [0.0] * racks, [0.0] * racks
     for i, r in enumerate(rack):
         out["devices"][r] += 1
         out["healthy"][r] += float(healthy[i])
         out["cordoned"][r] += float(cordoned[i])
         out["lost"][r] += float(lost[i])
-        sums[r] += float(utilization[i])
-        hottest[r] = max(hottest[r], float(temperature[i]))
-        watts[r] += float(power[i])
-    out["utilization"] = [s / max(d, 1) for s, d in zip(sums, out["devices"], strict=True)]
+        if not math.isnan(utilization[i]):
+            sums[r] += float(utilization[i])
+            out["reporting"][r] += 1
+        if not math.isnan(temperature[i]):
+            hottest[r] = max(hottest[r], float(temperature[i]))
+        if not math.isnan(power[i]):
+            watts[r] += float(power[i])
+    out["utilization"] = [s / max(d, 1) for s, d in zip(sums, out["reporting"], strict=True)]
     out["temperature_c"] = hottest
     out["power_w"] = watts
     return out
