@@ -245,18 +245,20 @@ def replica_gpus_numpy(
 
 
 def scan_gpus_numpy(
-    present: Bool, node: Any, alive: Bool, xid: Any, thermal: Any, *arrays: Any
+    present: Bool, node: Any, alive: Bool, xid: Any, thermal: Any, samples: Any, *arrays: Any
 ) -> int:
     """sim.health._scan_gpus with whole-array comparisons."""
-    was_gone, last_xid, last_thermal, was_throttling, rows, found = arrays
+    was_gone, last_xid, last_thermal, was_throttling, last_samples, rows, found = arrays
     gone = ~present & alive[node]
-    throttling = thermal > last_thermal
+    throttling = np.where(samples != last_samples, thermal > last_thermal, was_throttling)
+    left = gone & ~was_gone
     bits = (
-        (gone & ~was_gone) * sim.health.GONE
+        np.where(was_throttling, sim.health.SHUT_DOWN, sim.health.GONE) * left
         + (xid > last_xid) * sim.health.NEW_XID
         + (throttling & ~was_throttling) * sim.health.THROTTLING
     )
     was_gone[:], last_xid[:], last_thermal[:], was_throttling[:] = gone, xid, thermal, throttling
+    last_samples[:] = samples
     changed = np.flatnonzero(bits)
     rows[: changed.size], found[: changed.size] = changed, bits[changed]
     return int(changed.size)

@@ -26,13 +26,25 @@ def _rack_totals(
         out[r, 1] += healthy[i]
         out[r, 2] += cordoned[i]
         out[r, 3] += lost[i]
-        out[r, 4] += utilization[i]
-        if temperature[i] > out[r, 5]:
+        if not np.isnan(utilization[i]):  # NaN: no reading
+            out[r, 4] += utilization[i]
+            out[r, 7] += 1.0
+        if temperature[i] > out[r, 5]:  # never for a NaN
             out[r, 5] = temperature[i]
-        out[r, 6] += power[i]
+        if not np.isnan(power[i]):
+            out[r, 6] += power[i]
 
 
-COLUMNS = ("devices", "healthy", "cordoned", "lost", "utilization", "temperature_c", "power_w")
+COLUMNS = (
+    "devices",
+    "healthy",
+    "cordoned",
+    "lost",
+    "utilization",
+    "temperature_c",
+    "power_w",
+    "reporting",
+)
 
 
 def rack_totals(
@@ -45,8 +57,9 @@ def rack_totals(
     temperature: npt.NDArray[np.floating],
     power: npt.NDArray[np.floating],
 ) -> dict[str, F64]:
-    """Per rack: devices, healthy, cordoned, lost, mean utilisation, hottest temperature and
-    total power, from one value per device."""
+    """Per rack: devices, healthy, cordoned, lost, mean utilisation, hottest temperature, total
+    power and the devices with a utilisation reading, from one value per device; a NaN reading
+    (a device that does not report) is left out of its figure."""
     n = rack.shape[0]
     arrays = (healthy, cordoned, lost, utilization, temperature, power)
     if any(a.shape != (n,) for a in arrays):
@@ -57,7 +70,7 @@ def rack_totals(
     kernel_args = [rack.astype(np.int64), *(a.astype(np.float64) for a in arrays), out]
     _rack_totals(*kernel_args)
     totals = {name: out[:, i] for i, name in enumerate(COLUMNS)}
-    totals["utilization"] = totals["utilization"] / np.maximum(totals["devices"], 1.0)
+    totals["utilization"] = totals["utilization"] / np.maximum(totals["reporting"], 1.0)
     return totals
 
 

@@ -43,6 +43,16 @@ SendToAgent = Callable[[str, AgentCommand], None]
 """Delivers an agent command to the agent that speaks for a node."""
 
 
+def reporting(
+    present: npt.NDArray[np.bool_], node: npt.NDArray[np.integer], states: npt.NDArray[np.integer]
+) -> npt.NDArray[np.bool_]:
+    """Which devices' latest samples are current, from their `present` and `node` columns and
+    every node's state: present, on a node that is not lost (a silent node's samples are its
+    last ones)."""
+    live: npt.NDArray[np.bool_] = present & (states[node] != STATE_INDEX["lost"])
+    return live
+
+
 class _Schedulable(Mapping[str, npt.NDArray[np.bool_]]):
     """Schedulable devices by kind, computed on first access."""
 
@@ -100,14 +110,21 @@ class ControlPlane:
 
     # -- state -------------------------------------------------------------------------------
 
-    def node_states(self, now: float) -> npt.NDArray[np.uint8]:
-        """Every node's state (an index into NODE_STATES), by node row."""
+    def intended_states(self) -> npt.NDArray[np.uint8]:
+        """Every node's state as commands and the health policy set it (ready, cordoned,
+        draining or drained), by node row: what its telemetry shows left out."""
         nodes = self.fleet.nodes
         states = np.zeros(len(nodes), np.uint8)
         for node, intent in self.intents.items():
             row = nodes.rows.get(node)
             if row is not None:
                 states[row] = STATE_INDEX[intent.state]
+        return states
+
+    def node_states(self, now: float) -> npt.NDArray[np.uint8]:
+        """Every node's state (an index into NODE_STATES), by node row."""
+        nodes = self.fleet.nodes
+        states = self.intended_states()
         gpus = self.fleet.devices["gpu"].table
         lost, failed = STATE_INDEX["lost"], STATE_INDEX["failed"]
         mark_lost_and_failed(states, nodes, gpus, now, self.speed, lost, failed)

@@ -67,7 +67,9 @@ def scatter(
 
 
 class DeviceTable:
-    """Every device of one kind: its node and slot, and its latest gauges and counters."""
+    """Every device of one kind: its node and slot, and its latest gauges and counters;
+    `samples` counts the samples stored (modulo 256), so a scan that finds it unchanged knows
+    the device has sent nothing new."""
 
     def __init__(
         self, block: type[Columns], extra: Mapping[str, npt.DTypeLike] | None = None
@@ -85,6 +87,7 @@ class DeviceTable:
                 "peer": np.int32,
                 "present": np.bool_,
                 "seen": np.float64,
+                "samples": np.uint8,
                 "gauges": np.float32,
                 "counters": np.uint64,
             }
@@ -106,6 +109,7 @@ class DeviceTable:
             scatter(rows, counters, self.table["counters"])
         self.table["present"][rows] = True
         self.table["seen"][rows] = now
+        self.table["samples"][rows] += 1
 
 
 @dataclass

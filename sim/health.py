@@ -3,7 +3,8 @@
 XID severity follows NVIDIA's guidance: 13, 31, 43, 45 and 68 are application errors (the
 node stays healthy); 48, 79, 94, 95, 119 and 120 are critical, as are 63/64 seen again and
 again; critical findings cordon and drain the node. A GPU that stops reporting while its agent
-is alive has fallen off the bus (XID 79 takes its row out of the telemetry).
+is alive has fallen off the bus (XID 79 takes its row out of the telemetry), or, when its last
+samples showed it thermally throttling, shut down from heat.
 """
 
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ def _grew(values: np.ndarray, last: np.ndarray, out: np.ndarray) -> None:
         last[i] = values[i]
 
 
-GONE, NEW_XID, THROTTLING = 1, 2, 4
+GONE, NEW_XID, THROTTLING, SHUT_DOWN = 1, 2, 4, 8
 """What `scan_gpus` found on a GPU, as bits."""
 _STRAY = "a GPU names a node beyond alive_nodes"
 
@@ -56,10 +57,12 @@ def _scan_gpus(
     alive_nodes: np.ndarray,
     xid_count: np.ndarray,
     thermal: np.ndarray,
+    samples: np.ndarray,
     was_gone: np.ndarray,
     last_xid: np.ndarray,
     last_thermal: np.ndarray,
     was_throttling: np.ndarray,
+    last_samples: np.ndarray,
     rows: np.ndarray,
     found: np.ndarray,
 ) -> int:
@@ -76,15 +79,17 @@ def _scan_gpus(
                     strays += 1
                     continue
                 gone = alive_nodes[node[i]]
-            x, t = xid_count[i], thermal[i]
-            throttling = t > last_thermal[i]
+            x, t, s = xid_count[i], thermal[i], samples[i]
+            # with no new sample, a GPU is as it was last seen
+            throttling = t > last_thermal[i] if s != last_samples[i] else was_throttling[i]
+            left = gone and not was_gone[i]
             bits = (
-                (gone and not was_gone[i]) * GONE
+                left * (SHUT_DOWN if was_throttling[i] else GONE)
                 + (x > last_xid[i]) * NEW_XID
                 + (throttling and not was_throttling[i]) * THROTTLING
             )
             was_gone[i], was_throttling[i] = gone, throttling
-            last_xid[i], last_thermal[i] = x, t
+            last_xid[i], last_thermal[i], last_samples[i] = x, t, s
             if bits:
                 rows[k], found[k] = i, bits
                 k += 1
@@ -109,10 +114,17 @@ class GpuBaseline:
         self.last_xid = np.zeros(0, np.uint64)
         self.last_thermal = np.zeros(0, np.uint64)
         self.was_throttling = np.zeros(0, np.bool_)
+        self.last_samples = np.zeros(0, np.uint8)
 
     def arrays(self) -> list[npt.NDArray[Any]]:
-        """The four arrays, in the kernel's order."""
-        return [self.was_gone, self.last_xid, self.last_thermal, self.was_throttling]
+        """The five arrays, in the kernel's order."""
+        return [
+            self.was_gone,
+            self.last_xid,
+            self.last_thermal,
+            self.was_throttling,
+            self.last_samples,
+        ]
 
 
 def scan_gpus(
@@ -121,16 +133,18 @@ def scan_gpus(
     alive_nodes: npt.NDArray[np.bool_],
     xid_count: npt.NDArray[np.uint64],
     thermal: npt.NDArray[np.uint64],
+    samples: npt.NDArray[np.uint8],
     baseline: GpuBaseline,
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8]]:
     """In one pass over the GPUs, those that changed since `baseline` (which is updated):
     their rows and what happened, as GONE (stopped reporting while its agent is alive),
-    NEW_XID (the XID count rose) and THROTTLING (the thermal-violation counter started
-    rising) bits. GPUs new since the last scan start from what they show now. A missing GPU that
-    names a node beyond `alive_nodes` is a bug: it raises ValueError (after the others are
-    scanned)."""
+    SHUT_DOWN (the same, after samples that showed it throttling), NEW_XID (the XID count rose)
+    and THROTTLING (the thermal-violation counter started rising) bits. A GPU whose `samples`
+    count is unchanged has sent nothing new and keeps its state. GPUs new since the last scan
+    start from what they show now. A missing GPU that names a node beyond `alive_nodes` is a
+    bug: it raises ValueError (after the others are scanned)."""
     n = present.shape[0]
-    if any(a.shape != (n,) for a in (node, xid_count, thermal)):
+    if any(a.shape != (n,) for a in (node, xid_count, thermal, samples)):
         raise ValueError(f"every GPU array must have shape ({n},)")
     known = baseline.was_gone.shape[0]
     if known != n:
@@ -146,9 +160,11 @@ def scan_gpus(
         baseline.was_throttling = np.concatenate(
             [baseline.was_throttling[keep], np.zeros(n - keep.stop, np.bool_)]
         )
+        baseline.last_samples = np.concatenate([baseline.last_samples[keep], samples[fresh]])
     rows = np.empty(n, np.intp)
     found = np.empty(n, np.uint8)
-    kernel_args = [present, node, alive_nodes, xid_count, thermal, *baseline.arrays(), rows, found]
+    kernel_args = [present, node, alive_nodes, xid_count, thermal, samples]
+    kernel_args += [*baseline.arrays(), rows, found]
     count = _scan_gpus(*kernel_args)
     if count < 0:
         raise ValueError(_STRAY)
@@ -205,18 +221,27 @@ class HealthPolicy:
             alive_nodes,
             counters[devices.counters.index("xid_count")],
             counters[devices.counters.index("DCGM_FI_DEV_THERMAL_VIOLATION")],
+            table["samples"],
             self._gpu_baseline,
         )
         findings = []
         for row, bits in zip(rows.tolist(), found.tolist(), strict=True):
             node, subject = self._gpu_name(row)
+            temp = devices.gauge("DCGM_FI_DEV_GPU_TEMP")[row]  # the last one it reported
             if bits & GONE:
                 message = f"{subject} stopped reporting: it fell off the bus"
                 findings.append(Finding(node, subject, "xid", "critical", message, True))
+            if bits & SHUT_DOWN:
+                message = (
+                    f"{subject} stopped reporting while throttling at {temp:.0f} C: "
+                    "a thermal shutdown"
+                )
+                findings.append(
+                    Finding(node, subject, "thermal-shutdown", "critical", message, True)
+                )
             if bits & NEW_XID:
                 findings.append(self._xid(row, int(devices.gauge("DCGM_FI_DEV_XID_ERRORS")[row])))
             if bits & THROTTLING:
-                temp = devices.gauge("DCGM_FI_DEV_GPU_TEMP")[row]
                 message = f"{subject} is thermally throttling at {temp:.0f} C"
                 findings.append(Finding(node, subject, "thermal", "warning", message))
         return findings

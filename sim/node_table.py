@@ -7,8 +7,8 @@ import numpy as np
 import numpy.typing as npt
 
 from protocols.commands import Query
-from sim.control import NODE_STATES, STATE_INDEX
-from sim.fleet_state import NODE_KINDS
+from sim.control import NODE_STATES, STATE_INDEX, reporting
+from sim.fleet_state import NODE_KINDS, DeviceTable
 from sim.world import World
 
 F64 = npt.NDArray[np.float64]
@@ -43,6 +43,13 @@ def _max_per_node(values: npt.NDArray[Any], node: npt.NDArray[Any], nodes: int) 
     return out
 
 
+def _live_gauge(
+    gpus: DeviceTable, name: str, rows: slice | npt.NDArray[np.intp], live: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.floating]:
+    """A gauge of `rows`, 0 where a GPU does not report (`live` is false): it adds nothing."""
+    return np.where(live, gpus.gauge(name)[rows], 0.0)
+
+
 def _rows_of(node: npt.NDArray[Any], only: int | None) -> slice | npt.NDArray[np.intp]:
     """The device rows of node row `only`, or all of them."""
     return slice(None) if only is None else np.flatnonzero(node == only)
@@ -69,12 +76,14 @@ class NodeTable:
         self.gpus = fleet.nodes["gpus"].astype(np.float64)
         self.healthy = _per_node(table["present"][mine], node, n)
         self.allocated = _per_node(held, node, n)
-        devices = np.maximum(self.gpus, 1.0)
-        util = _per_node(gpus.gauge("DCGM_FI_DEV_GPU_UTIL")[mine], node, n)
-        self.utilization = util / devices
-        self.temperature_c = _max_per_node(gpus.gauge("DCGM_FI_DEV_GPU_TEMP")[mine], node, n)
-        self.power_w = _per_node(gpus.gauge("DCGM_FI_DEV_POWER_USAGE")[mine], node, n)
-        self.last_xid = _max_per_node(gpus.gauge("DCGM_FI_DEV_XID_ERRORS")[mine], node, n)
+        live = reporting(table["present"][mine], node, self.state)
+        util = _per_node(_live_gauge(gpus, "DCGM_FI_DEV_GPU_UTIL", mine, live), node, n)
+        self.utilization = util / np.maximum(_per_node(live, node, n), 1.0)
+        temperature = _live_gauge(gpus, "DCGM_FI_DEV_GPU_TEMP", mine, live)
+        self.temperature_c = _max_per_node(temperature, node, n)
+        self.power_w = _per_node(_live_gauge(gpus, "DCGM_FI_DEV_POWER_USAGE", mine, live), node, n)
+        xid = _live_gauge(gpus, "DCGM_FI_DEV_XID_ERRORS", mine, live)
+        self.last_xid = _max_per_node(xid, node, n)
         nic_node = fleet.devices["nic"].table["node"][: len(nic_gbps)]
         nics = _rows_of(nic_node, only)
         self.nic_gbps = _per_node(nic_gbps[: len(nic_node)][nics], nic_node[nics], n)

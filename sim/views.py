@@ -18,13 +18,18 @@ from protocols.messages import (
     Summary,
 )
 from sim.aggregate import rack_totals
-from sim.control import NODE_STATES, STATE_INDEX
+from sim.control import NODE_STATES, STATE_INDEX, reporting
+from sim.fleet_state import DeviceTable
 from sim.node_table import NodeTable, nodes_page
 from sim.pools import READY, WARMING
 from sim.world import PoolFigures, TickReport, World
 
 HEALTH_WARNING_C = 85.0
 """A rack with a GPU this hot shows as a warning."""
+
+
+RACK_GAUGES = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE")
+"""The GPU gauges of a rack's utilisation, temperature and power."""
 
 
 def _finite(value: float) -> float:
@@ -35,6 +40,22 @@ def _percentiles(values: tuple[float, float, float]) -> Percentiles:
     return Percentiles(*(_finite(v) for v in values))
 
 
+def _readings(values: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """`values` where `live`, NaN (no reading) elsewhere."""
+    return np.where(live, values, np.float32(np.nan))
+
+
+def _gauges(devices: DeviceTable, row: int) -> dict[str, float]:
+    """A device's latest gauges, by name."""
+    return {name: float(devices.table["gauges"][i, row]) for i, name in enumerate(devices.gauges)}
+
+
+def _counters(devices: DeviceTable, row: int) -> dict[str, int]:
+    """A device's latest counters, by name."""
+    counters = devices.table["counters"]
+    return {name: int(counters[i, row]) for i, name in enumerate(devices.counters)}
+
+
 class Views:
     """Builds the dashboard messages of a world."""
 
@@ -43,20 +64,22 @@ class Views:
         self.nic_gbps = np.zeros(0)
         """Each NIC's latest offered load in Gb/s each way, as the core last assigned it."""
 
-    def _gpu_states(self, now: float) -> tuple[np.ndarray, np.ndarray]:
-        fleet = self.world.fleet
-        nodes = self.world.control.node_states(now)
-        table = fleet.devices["gpu"].table
-        return nodes, nodes[table["node"]]
+    def _gpus_by_state(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each GPU by its own state, given every node's, as masks: lost when it does not
+        report, else cordoned when its node is cordoned, draining or drained, else healthy."""
+        table = self.world.fleet.devices["gpu"].table
+        live = reporting(table["present"], table["node"], nodes)
+        held = self.world.control.intended_states()[table["node"]] != STATE_INDEX["ready"]
+        return live & ~held, live & held, ~live
 
     def summary(
         self, report: TickReport, tick: int, speed: float, ingest_per_s: float, rejected: int
     ) -> Summary:
         """The fleet in one message."""
         fleet = self.world.fleet
-        nodes, gpu_nodes = self._gpu_states(report.time)
+        nodes = self.world.control.node_states(report.time)
+        healthy, cordoned, lost = self._gpus_by_state(nodes)
         gpus = fleet.devices["gpu"]
-        present = gpus.table["present"]
         lpus = fleet.devices["lpu"].table
         figures = report.pools.values()
         ttft99 = [f.ttft[2] for f in figures if not math.isnan(f.ttft[2])]
@@ -66,9 +89,9 @@ class Views:
             tick=tick,
             speed=speed,
             gpus=len(gpus.table),
-            gpus_healthy=int(np.count_nonzero(present & (gpu_nodes == STATE_INDEX["ready"]))),
-            gpus_cordoned=int(np.count_nonzero(np.isin(gpu_nodes, (1, 2, 3)))),
-            gpus_lost=int(np.count_nonzero(~present | (gpu_nodes >= STATE_INDEX["lost"]))),
+            gpus_healthy=int(np.count_nonzero(healthy)),
+            gpus_cordoned=int(np.count_nonzero(cordoned)),
+            gpus_lost=int(np.count_nonzero(lost)),
             lpus=len(lpus),
             lpus_healthy=int(np.count_nonzero(lpus["present"])),
             nodes={
@@ -76,7 +99,7 @@ class Views:
                 for i, name in enumerate(NODE_STATES)
                 if np.any(nodes == i)
             },
-            power_w=float(gpus.gauge("DCGM_FI_DEV_POWER_USAGE")[present].sum()),
+            power_w=float(gpus.gauge("DCGM_FI_DEV_POWER_USAGE")[~lost].sum()),
             requests_per_s=sum(f.arrivals_per_s for f in figures),
             tokens_per_s=sum(f.tokens_per_s for f in figures),
             goodput_rps=sum(f.goodput_rps for f in figures),
@@ -90,18 +113,16 @@ class Views:
     def racks(self, now: float) -> RackStates:
         """Per-rack aggregates of every GPU."""
         fleet = self.world.fleet
-        _, gpu_nodes = self._gpu_states(now)
         table = fleet.devices["gpu"].table
         gpus = fleet.devices["gpu"]
+        healthy, cordoned, lost = self._gpus_by_state(self.world.control.node_states(now))
         totals = rack_totals(
             len(fleet.racks),
             fleet.nodes["rack"][table["node"]],
-            table["present"] & (gpu_nodes == STATE_INDEX["ready"]),
-            np.isin(gpu_nodes, (1, 2, 3)),
-            ~table["present"] | (gpu_nodes >= STATE_INDEX["lost"]),
-            gpus.gauge("DCGM_FI_DEV_GPU_UTIL"),
-            gpus.gauge("DCGM_FI_DEV_GPU_TEMP"),
-            gpus.gauge("DCGM_FI_DEV_POWER_USAGE"),
+            healthy,
+            cordoned,
+            lost,
+            *(_readings(gpus.gauge(name), ~lost) for name in RACK_GAUGES),
         )
         health = np.where(
             totals["lost"] > 0, 2, np.where(totals["temperature_c"] >= HEALTH_WARNING_C, 1, 0)
@@ -170,45 +191,41 @@ class Views:
             return {"commands": [dataclasses.asdict(entry) for entry in entries]}
         raise ValueError(f"query {query.what} is not answered yet")
 
+    def _live_rows(self, row: int, kind: str, states: np.ndarray) -> list[tuple[int, bool]]:
+        """The rows of node `row`'s devices of `kind`, each with whether its samples are
+        current (a device that does not report has no readings, only its last ones)."""
+        nodes, table = self.world.fleet.nodes, self.world.fleet.devices[kind].table
+        rows = int(nodes[f"first_{kind}"][row]) + np.arange(int(nodes[f"{kind}s"][row]))
+        live = reporting(table["present"][rows], table["node"][rows], states)
+        return list(zip(rows.tolist(), live.tolist(), strict=True))
+
     def _node(self, query: Query, now: float) -> dict[str, Any]:
         fleet = self.world.fleet
         if query.node is None or query.node not in fleet.nodes.rows:
             raise ValueError(f"unknown node {query.node}")
         row = fleet.nodes.rows[query.node]
+        page = NodeTable(self.world, now, self.nic_gbps, only=row)
         gpus = fleet.devices["gpu"]
-        first, count = int(fleet.nodes["first_gpu"][row]), int(fleet.nodes["gpus"][row])
         devices = []
-        for device in range(first, first + count):
+        for device, live in self._live_rows(row, "gpu", page.state):
             devices.append(
                 {
                     "gpu": int(gpus.table["slot"][device]),
                     "present": bool(gpus.table["present"][device]),
-                    **{
-                        name: float(gpus.table["gauges"][i, device])
-                        for i, name in enumerate(gpus.gauges)
-                    },
+                    **(_gauges(gpus, device) if live else {}),
                 }
             )
         nics = fleet.devices["nic"]
-        first_nic, nic_count = int(fleet.nodes["first_nic"][row]), int(fleet.nodes["nics"][row])
         links = []
-        for device in range(first_nic, first_nic + nic_count):
+        for device, live in self._live_rows(row, "nic", page.state):
             links.append(
                 {
                     "nic": int(nics.table["slot"][device]),
                     "present": bool(nics.table["present"][device]),
                     "gbps": float(self.nic_gbps[device]) if device < len(self.nic_gbps) else 0.0,
-                    **{
-                        name: float(nics.table["gauges"][i, device])
-                        for i, name in enumerate(nics.gauges)
-                    },
-                    **{
-                        name: int(nics.table["counters"][i, device])
-                        for i, name in enumerate(nics.counters)
-                    },
+                    **(_gauges(nics, device) | _counters(nics, device) if live else {}),
                 }
             )
-        page = NodeTable(self.world, now, self.nic_gbps, only=row)
         intent = self.world.control.intents.get(query.node)
         return {
             **page.row(row),

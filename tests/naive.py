@@ -1,5 +1,6 @@
 """Slow, obvious twins of the numba kernels in sim/: each kernel's test compares the two."""
 
+import math
 
 # sim/fleet_state.py
 
@@ -195,18 +196,23 @@ def p2c(seed, counts, pool_of_replica, ready, outstanding, decisions_per_replica
 
 
 def rack_totals(racks, rack, healthy, cordoned, lost, utilization, temperature, power):  # type: ignore[no-untyped-def]
-    """Per-rack sums, means and maxima, one device at a time."""
-    out = {name: [0.0] * racks for name in ("devices", "healthy", "cordoned", "lost")}
+    """Per-rack sums, means and maxima, one device at a time, NaN readings left out."""
+    names = ("devices", "healthy", "cordoned", "lost", "reporting")
+    out = {name: [0.0] * racks for name in names}
     sums, hottest, watts = [0.0] * racks, [0.0] * racks, [0.0] * racks
     for i, r in enumerate(rack):
         out["devices"][r] += 1
         out["healthy"][r] += float(healthy[i])
         out["cordoned"][r] += float(cordoned[i])
         out["lost"][r] += float(lost[i])
-        sums[r] += float(utilization[i])
-        hottest[r] = max(hottest[r], float(temperature[i]))
-        watts[r] += float(power[i])
-    out["utilization"] = [s / max(d, 1) for s, d in zip(sums, out["devices"], strict=True)]
+        if not math.isnan(utilization[i]):
+            sums[r] += float(utilization[i])
+            out["reporting"][r] += 1
+        if not math.isnan(temperature[i]):
+            hottest[r] = max(hottest[r], float(temperature[i]))
+        if not math.isnan(power[i]):
+            watts[r] += float(power[i])
+    out["utilization"] = [s / max(d, 1) for s, d in zip(sums, out["reporting"], strict=True)]
     out["temperature_c"] = hottest
     out["power_w"] = watts
     return out
@@ -257,23 +263,28 @@ def grew(values, last):  # type: ignore[no-untyped-def]
     return out
 
 
-def scan_gpus(present, node, alive_nodes, xid_count, thermal, last):  # type: ignore[no-untyped-def]
-    """GPU by GPU: gone (1) when it stops reporting on a live node, new XID (2) when the XID
-    count rose, throttling (4) when the thermal counter starts rising; `last` is a dict of
-    lists of what was seen before, updated."""
+def scan_gpus(present, node, alive_nodes, xid_count, thermal, samples, last):  # type: ignore[no-untyped-def]
+    """GPU by GPU: gone (1) when it stops reporting on a live node, shut down (8) instead when it
+    was throttling, new XID (2) when the XID count rose, throttling (4) when the thermal
+    counter starts rising in a new sample (without one, a GPU keeps its state); `last` is a
+    dict of lists of what was seen before, updated."""
     rows, found = [], []
     for i in range(len(present)):
         gone = (not present[i]) and bool(alive_nodes[node[i]])
-        throttling = thermal[i] > last["thermal"][i]
+        if samples[i] != last["samples"][i]:
+            throttling = thermal[i] > last["thermal"][i]
+        else:
+            throttling = last["throttling"][i]
         bits = 0
         if gone and not last["gone"][i]:
-            bits += 1
+            bits += 8 if last["throttling"][i] else 1
         if xid_count[i] > last["xid"][i]:
             bits += 2
         if throttling and not last["throttling"][i]:
             bits += 4
         last["gone"][i], last["xid"][i] = gone, xid_count[i]
         last["thermal"][i], last["throttling"][i] = thermal[i], throttling
+        last["samples"][i] = samples[i]
         if bits:
             rows.append(i)
             found.append(bits)

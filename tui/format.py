@@ -57,10 +57,14 @@ def clock_of_day(unix_s: float) -> str:
 
 
 def sparkline(values: Sequence[float], low: float, high: float, width: int) -> str:
-    """The last `width` values as block characters between `low` and `high`."""
+    """The last `width` values as block characters between `low` and `high`; a gap for a NaN
+    (no reading)."""
     span = high - low if high > low else 1.0
     out = []
     for value in list(values)[-width:]:
+        if math.isnan(value):
+            out.append(" ")
+            continue
         level = (value - low) / span if math.isfinite(value) else 0.0
         out.append(SPARKS[min(len(SPARKS) - 1, max(0, int(level * len(SPARKS))))])
     return "".join(out).rjust(width)

@@ -109,6 +109,31 @@ def test_throttling_is_reported_when_it_starts() -> None:
     assert site.findings() == [], "still throttling is not news"
 
 
+def test_a_tick_without_telemetry_does_not_end_throttling() -> None:
+    site = Site()
+    site.gpu["DCGM_FI_DEV_THERMAL_VIOLATION"][3] += 500_000
+    assert [f.kind for f in site.findings()] == ["thermal"]
+    assert site.policy.check(np.ones(2, bool)) == [], "no new samples since"
+    site.gpu["DCGM_FI_DEV_THERMAL_VIOLATION"][3] += 500_000
+    assert site.findings() == [], "still throttling is not news"
+
+
+def test_a_gpu_that_stops_reporting_while_throttling_shut_down_from_heat() -> None:
+    site = Site()
+    site.gpu["DCGM_FI_DEV_THERMAL_VIOLATION"][2] += 500_000
+    site.gpu["DCGM_FI_DEV_GPU_TEMP"][2] = 91.4
+    site.findings()
+    assert site.policy.check(np.ones(2, bool)) == [], "a tick without telemetry"
+    keep = np.ones(8, bool)
+    keep[2] = False
+    site.report(keep)
+    (finding,) = site.policy.check(np.ones(2, bool))
+    assert (finding.kind, finding.severity, finding.drain) == ("thermal-shutdown", "critical", True)
+    assert finding.message == (
+        "gpu/r001-n01/2 stopped reporting while throttling at 91 C: a thermal shutdown"
+    )
+
+
 def test_link_flaps_are_reported() -> None:
     site = Site()
     site.nic["link_down_events_phy"][6] += 1
@@ -144,7 +169,8 @@ def test_scan_gpus_equals_its_naive_twin(n: int, seed: int) -> None:
         alive = rng.random(5) > 0.3
         xid = rng.integers(0, 3, n).astype(np.uint64) + np.uint64(tick)
         thermal = rng.integers(0, 2, n).astype(np.uint64) * np.uint64(tick)
-        rows, found = scan_gpus(present, node, alive, xid, thermal, baseline)
+        samples = rng.integers(0, 2, n).astype(np.uint8)
+        rows, found = scan_gpus(present, node, alive, xid, thermal, samples, baseline)
         if tick == 0:  # the first scan only sets the baseline
             assert rows.size == 0
             twin = {
@@ -152,9 +178,10 @@ def test_scan_gpus_equals_its_naive_twin(n: int, seed: int) -> None:
                 "xid": xid.tolist(),
                 "thermal": thermal.tolist(),
                 "throttling": [False] * n,
+                "samples": samples.tolist(),
             }
             continue
-        twin_rows, twin_found = naive.scan_gpus(present, node, alive, xid, thermal, twin)
+        twin_rows, twin_found = naive.scan_gpus(present, node, alive, xid, thermal, samples, twin)
         assert rows.tolist() == twin_rows
         assert found.tolist() == twin_found
 
@@ -163,9 +190,9 @@ def test_a_missing_gpu_naming_no_node_is_refused_after_the_others_are_scanned() 
     present = np.array([True, False, True])
     node = np.array([0, 9, 1])
     alive = np.ones(2, np.bool_)
-    zeros = np.zeros(3, np.uint64)
+    zeros, samples = np.zeros(3, np.uint64), np.zeros(3, np.uint8)
     baseline = GpuBaseline()
-    scan_gpus(np.ones(3, np.bool_), np.array([0, 1, 1]), alive, zeros, zeros, baseline)
+    scan_gpus(np.ones(3, np.bool_), np.array([0, 1, 1]), alive, zeros, zeros, samples, baseline)
     with pytest.raises(ValueError, match="beyond alive_nodes"):
-        scan_gpus(present, node, alive, zeros + np.uint64(1), zeros, baseline)
+        scan_gpus(present, node, alive, zeros + np.uint64(1), zeros, samples, baseline)
     assert baseline.last_xid.tolist() == [1, 0, 1]  # the others were scanned

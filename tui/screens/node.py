@@ -1,6 +1,7 @@
 """One node: a row per GPU with sparklines of utilisation, temperature and power, its NICs'
 counters, and the node's events, read from the core every second while shown."""
 
+import math
 from collections import deque
 from collections.abc import Set
 from typing import Any, ClassVar
@@ -45,6 +46,44 @@ NIC_COLUMNS = (
     ("link_down_events_phy", "LINK DOWN"),
     ("temperature_c", "TEMP"),
 )
+
+
+def _reading(device: dict[str, Any], name: str) -> float:
+    """One of a device's readings, NaN for none (the core sends none of a device that does
+    not report)."""
+    value = device.get(name)
+    return math.nan if value is None else float(value)
+
+
+def _shown(value: float, spec: str, unit: str = "") -> str:
+    """A reading formatted by `spec`, with its unit; a dash for none."""
+    return fmt.DASH if math.isnan(value) else f"{value:{spec}}{unit}"
+
+
+def _memory(used_mib: float, free_mib: float) -> str:
+    """Framebuffer used of its total, in GiB; a dash for no reading."""
+    if math.isnan(used_mib + free_mib):
+        return fmt.DASH
+    return f"{used_mib / 1024:.1f}/{(used_mib + free_mib) / 1024:.0f} GiB"
+
+
+def _xid(code: float) -> str | Text:
+    """The last XID in red, nothing before the first; a dash for no reading."""
+    if math.isnan(code):
+        return fmt.DASH
+    return Text(str(int(code)), style="bold red") if code else ""
+
+
+def _link(state: float) -> str | Text:
+    """A NIC's link, up or down; a dash for no reading."""
+    if math.isnan(state):
+        return fmt.DASH
+    return Text("up", "green") if state else Text("down", "bold red")
+
+
+def _counter(value: float, name: str) -> str:
+    """A counter in a few digits (bytes with a B); a dash for no reading."""
+    return fmt.count(value) + ("B" if name.endswith("bytes") and not math.isnan(value) else "")
 
 
 class NodeView(NodeActionsView):
@@ -153,7 +192,7 @@ class NodeView(NodeActionsView):
                 int(gpu["gpu"]), {name: deque(maxlen=HISTORY) for name, _, _ in TRENDS}
             )
             for name, _, _ in TRENDS:
-                trends[name].append(float(gpu.get(name, 0.0)))
+                trends[name].append(_reading(gpu, name))
 
     def _paint(self) -> None:
         self._paint_title()
@@ -205,17 +244,15 @@ class NodeView(NodeActionsView):
             cells = [str(index), "yes" if gpu.get("present") else Text("no", style="bold red")]
             for (name, low, high), unit in zip(TRENDS, ("%", " °C", " W"), strict=True):
                 values = trends.get(name, deque())
-                top = high if high is not None else max(values, default=1.0)
+                seen = (v for v in values if not math.isnan(v))
+                top = high if high is not None else max(seen, default=1.0)
                 spark = fmt.sparkline(values, low, top, SPARK)
-                cells.append(
-                    Text.assemble((spark, "cyan"), f" {float(gpu.get(name, 0)):5.0f}{unit}")
-                )
-            cells.append(f"{gpu.get('DCGM_FI_DEV_SM_CLOCK', 0):.0f}")
-            used = float(gpu.get("DCGM_FI_DEV_FB_USED", 0))
-            total = used + float(gpu.get("DCGM_FI_DEV_FB_FREE", 0))
-            cells.append(f"{used / 1024:.1f}/{total / 1024:.0f} GiB")
-            xid = int(gpu.get("DCGM_FI_DEV_XID_ERRORS", 0))
-            cells.append(Text(str(xid), style="bold red") if xid else "")
+                reading = _shown(_reading(gpu, name), "5.0f", unit)
+                cells.append(Text.assemble((spark, "cyan"), f" {reading}"))
+            cells.append(_shown(_reading(gpu, "DCGM_FI_DEV_SM_CLOCK"), ".0f"))
+            fb = (_reading(gpu, "DCGM_FI_DEV_FB_USED"), _reading(gpu, "DCGM_FI_DEV_FB_FREE"))
+            cells.append(_memory(*fb))
+            cells.append(_xid(_reading(gpu, "DCGM_FI_DEV_XID_ERRORS")))
             rows.append((str(index), cells))
         table.show_rows(rows)
 
@@ -223,16 +260,12 @@ class NodeView(NodeActionsView):
         rows = []
         for nic in self.nics():
             port = int(nic.get("nic", 0))
-            up = nic.get("link_state")
             cells: list[str | Text] = [
                 f"nic{port}",
-                Text("up", "green") if up else Text("down", "bold red"),
+                _link(_reading(nic, "link_state")),
                 f"{float(nic.get('gbps', 0.0)):.2f}",
             ]
-            cells += [
-                fmt.count(float(nic.get(key, 0.0))) + ("B" if key.endswith("bytes") else "")
-                for key, _ in NIC_COLUMNS[3:-1]
-            ]
-            cells.append(f"{float(nic.get('temperature_c', 0.0)):.0f} °C")
+            cells += [_counter(_reading(nic, key), key) for key, _ in NIC_COLUMNS[3:-1]]
+            cells.append(_shown(_reading(nic, "temperature_c"), ".0f", " °C"))
             rows.append((str(port), cells))
         self.query_one("#node-nics", Table).show_rows(rows)

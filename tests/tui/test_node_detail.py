@@ -1,0 +1,45 @@
+"""A node's page: a GPU that does not report shows no readings, and its trends do not grow."""
+
+import math
+from typing import Any
+
+import pytest
+
+from tests.tui import constructed
+from tests.tui.pilots import SIZE, until
+from tui import format as fmt
+from tui.app import AidcApp
+from tui.screens.node import NodeView
+from tui.widgets.table import Table
+
+GONE = 2
+NODE_DETAIL = constructed.node_detail
+
+
+def gpu_gone(step: int) -> dict[str, Any]:
+    """The constructed node, with GPU 2 off the bus: the core sends no readings of it."""
+    detail = NODE_DETAIL(step)
+    detail["devices"][GONE] = {"gpu": GONE, "present": False}
+    return detail
+
+
+async def test_a_gpu_that_does_not_report_shows_dashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NodeView, "refresh_s", 3600.0)
+    monkeypatch.setattr(constructed, "node_detail", gpu_gone)
+    app = constructed.fed()
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app, AidcApp)
+        await pilot.press("2")
+        await until(pilot, lambda: app.views["nodes"].loaded)  # type: ignore[attr-defined]
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: isinstance(app.screen, NodeView) and app.screen.detail)
+        view = app.screen
+        assert isinstance(view, NodeView)
+        for _ in range(3):
+            await view.load().wait()
+        cells = [str(cell).strip() for cell in view.query_one("#node-gpus", Table).get_row("2")]
+        assert cells[:2] == ["2", "no"]
+        assert cells[2:] == [fmt.DASH] * 6, "no readings, and a blank trend"
+        assert all(math.isnan(v) for trend in view.history[GONE].values() for v in trend)
+        live = [str(cell) for cell in view.query_one("#node-gpus", Table).get_row("1")]
+        assert fmt.DASH not in "".join(live)
