@@ -17,14 +17,18 @@ from protocols.messages import (
     RouteState,
     Summary,
 )
-from sim.aggregate import rack_totals
+from sim.aggregate import MEASURED, merge_rack_totals, rack_totals
 from sim.control import NODE_STATES, STATE_INDEX
+from sim.fleet_state import NODE_KINDS
 from sim.node_table import NodeTable, nodes_page
 from sim.pools import READY, WARMING
 from sim.world import PoolFigures, TickReport, World
 
 HEALTH_WARNING_C = 85.0
 """A rack with a GPU this hot shows as a warning."""
+GPU_GAUGES = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE")
+LPU_GAUGES = ("utilization", "temperature_c", "power_w")
+"""Each kind's utilisation, temperature and power, as its telemetry names them."""
 
 
 def _finite(value: float) -> float:
@@ -88,23 +92,16 @@ class Views:
         )
 
     def racks(self, now: float) -> RackStates:
-        """Per-rack aggregates of every GPU."""
+        """Per-rack aggregates of every GPU, LPU chip and switch."""
         fleet = self.world.fleet
-        _, gpu_nodes = self._gpu_states(now)
-        table = fleet.devices["gpu"].table
-        gpus = fleet.devices["gpu"]
-        totals = rack_totals(
-            len(fleet.racks),
-            fleet.nodes["rack"][table["node"]],
-            table["present"] & (gpu_nodes == STATE_INDEX["ready"]),
-            np.isin(gpu_nodes, (1, 2, 3)),
-            ~table["present"] | (gpu_nodes >= STATE_INDEX["lost"]),
-            gpus.gauge("DCGM_FI_DEV_GPU_UTIL"),
-            gpus.gauge("DCGM_FI_DEV_GPU_TEMP"),
-            gpus.gauge("DCGM_FI_DEV_POWER_USAGE"),
+        nodes = self.world.control.node_states(now)
+        gpus = self._device_totals(nodes, "gpu", GPU_GAUGES)
+        totals = merge_rack_totals(
+            gpus, self._device_totals(nodes, "lpu", LPU_GAUGES), self._switch_totals(nodes)
         )
+        # no thermal limit is published for the LPU: only GPUs make a rack hot
         health = np.where(
-            totals["lost"] > 0, 2, np.where(totals["temperature_c"] >= HEALTH_WARNING_C, 1, 0)
+            totals["lost"] > 0, 2, np.where(gpus["temperature_c"] >= HEALTH_WARNING_C, 1, 0)
         )
         columns = layout(RackColumns).pack(
             {
@@ -120,6 +117,53 @@ class Views:
             }
         )
         return RackStates(now, list(fleet.racks.ids), columns)  # type: ignore[arg-type]
+
+    def _totals(
+        self,
+        nodes: np.ndarray,
+        node_of: np.ndarray,
+        present: np.ndarray,
+        gauges: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """Per-rack totals of devices on nodes `node_of`, by their nodes' states."""
+        fleet = self.world.fleet
+        states = nodes[node_of]
+        return rack_totals(
+            len(fleet.racks),
+            fleet.nodes["rack"][node_of],
+            present & (states == STATE_INDEX["ready"]),
+            np.isin(states, (1, 2, 3)),
+            ~present | (states >= STATE_INDEX["lost"]),
+            *gauges,
+        )
+
+    def _device_totals(
+        self, nodes: np.ndarray, kind: str, gauges: tuple[str, str, str]
+    ) -> dict[str, np.ndarray]:
+        """Per-rack totals of one kind of device, from its utilisation, temperature and power
+        gauges."""
+        devices = self.world.fleet.devices[kind]
+        utilization, temperature, power = (devices.gauge(name) for name in gauges)
+        table = devices.table
+        return self._totals(
+            nodes, table["node"], table["present"], (utilization, temperature, power)
+        )
+
+    def _switch_totals(self, nodes: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-rack totals of the switches, one device each, busy as the mean utilisation of
+        its reporting ports; switches report no temperature or power (NaN)."""
+        fleet = self.world.fleet
+        switches = np.flatnonzero(fleet.nodes["kind"] == NODE_KINDS["switch"])
+        ports = fleet.devices["port"]
+        reporting = ports.table["present"]
+        on = ports.table["node"][reporting]
+        count = np.bincount(on, minlength=len(fleet.nodes))[switches]
+        busy = np.bincount(on, ports.gauge("utilization")[reporting], len(fleet.nodes))[switches]
+        unmeasured = np.zeros(len(switches))
+        totals = self._totals(
+            nodes, switches, count > 0, (busy / np.maximum(count, 1), unmeasured, unmeasured)
+        )
+        return totals | {name: np.full(len(fleet.racks), np.nan) for name in MEASURED}
 
     def pools(self, report: TickReport) -> PoolStates:
         """Every pool as vLLM would report it, and every route."""
