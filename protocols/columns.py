@@ -283,11 +283,11 @@ class RackColumns(Columns):
     """Per-rack aggregates for dashboards; `node` is the rack's position in `racks`."""
 
     node = index("position of the rack in the message's `racks` list")
-    devices = gauge("<u4", "devices", "GPUs or LPU chips in the rack")
+    devices = gauge("<u4", "devices", "GPUs, LPU chips and switches in the rack")
     healthy = gauge("<u4", "devices", "Devices healthy and schedulable")
     cordoned = gauge("<u4", "devices", "Devices on cordoned or draining nodes")
     lost = gauge("<u4", "devices", "Devices lost or failed")
-    utilization = gauge(F4, "%", "Mean device utilization")
-    temperature_c = gauge(F4, "C", "Hottest device temperature")
-    power_kw = gauge(F4, "kW", "Rack power draw")
+    utilization = gauge(F4, "%", "Mean device utilization (a switch's: its ports' mean)")
+    temperature_c = gauge(F4, "C", "Hottest GPU or LPU chip (NaN if none: switches report none)")
+    power_kw = gauge(F4, "kW", "Power of the GPUs and LPU chips (NaN if none)")
     health = gauge("<u1", "state", "0 ok, 1 warning, 2 critical")

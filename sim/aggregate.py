@@ -1,4 +1,5 @@
-"""Per-rack aggregates of device telemetry for dashboards: one pass over every GPU."""
+"""Per-rack aggregates of device telemetry for dashboards (one pass over each kind of device)
+and per-pool totals of the replicas."""
 
 import numpy as np
 import numpy.typing as npt
@@ -72,6 +73,27 @@ def rack_totals(
     totals = {name: out[:, i] for i, name in enumerate(COLUMNS)}
     totals["utilization"] = totals["utilization"] / np.maximum(totals["reporting"], 1.0)
     return totals
+
+
+COUNTS = ("devices", "healthy", "cordoned", "lost", "reporting")
+MEASURED = ("temperature_c", "power_w")
+"""The rack_totals columns that only some device kinds measure."""
+
+
+def merge_rack_totals(*kinds: dict[str, F64]) -> dict[str, F64]:
+    """The rack_totals of several device kinds as one: counts and power add up, utilisation is
+    the mean over every device that reports, temperature the hottest. A rack's temperature
+    and power are NaN where none of its devices measures them (a kind with no device that
+    reports there, or whose totals hold NaN)."""
+    merged = {name: np.sum([k[name] for k in kinds], axis=0) for name in COUNTS}
+    busy = np.sum([k["utilization"] * k["reporting"] for k in kinds], axis=0)
+    merged["utilization"] = busy / np.maximum(merged["reporting"], 1.0)
+    for name in MEASURED:
+        values = np.stack([np.where(k["reporting"] > 0, k[name], np.nan) for k in kinds])
+        unmeasured = np.isnan(values).all(axis=0)
+        total = np.fmax.reduce(values) if name == "temperature_c" else np.nansum(values, axis=0)
+        merged[name] = np.where(unmeasured, np.nan, total)
+    return merged
 
 
 @parallel_kernel

@@ -369,7 +369,8 @@ def _device_series(snapshot: Snapshot, kind: str, copy: DeviceCopy) -> Iterator[
 
 
 def _rack_series(snapshot: Snapshot) -> Iterator[bytes]:
-    """Every column of the tick's rack view (GPU aggregates), per selected rack."""
+    """Every column of the tick's rack view (aggregates of GPUs, LPU chips and switches), per
+    selected rack."""
     if snapshot.views is None:
         return
     racks = snapshot.views.racks

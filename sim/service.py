@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from protocols import codec
 from protocols.codec import encode, encode_json, is_json
-from protocols.columns import Columns, GpuLoad, NicLoad, PortLoad, layout
+from protocols.columns import Columns, GpuLoad, LpuLoad, NicLoad, PortLoad, layout
 from protocols.commands import (
     AgentCommand,
     OperatorCommand,
@@ -419,7 +419,7 @@ class CoreService:
         await self._flush_agent_commands()
 
     def _assign(self, now: float, dt: float) -> None:
-        """Send every agent the load of its GPUs, NICs and switch ports."""
+        """Send every agent the load of its GPUs, NICs, switch ports and LPU chips."""
         gpu = self.world.gpu_load()
         net = self.fabric.load(self.world.result.tokens, dt)
         self.views.nic_gbps = net.nic_gbps
@@ -434,6 +434,7 @@ class CoreService:
                 },
             ),
             "port": (PortLoad, {"busy": net.port_busy, "congestion": net.port_congestion}),
+            "lpu": (LpuLoad, self.world.lpu_load(dt)),
         }
         for name, agent in self.fleet.agents.items():
             if not agent.alive:

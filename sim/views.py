@@ -17,19 +17,18 @@ from protocols.messages import (
     RouteState,
     Summary,
 )
-from sim.aggregate import rack_totals
+from sim.aggregate import MEASURED, merge_rack_totals, rack_totals
 from sim.control import NODE_STATES, STATE_INDEX, reporting
-from sim.fleet_state import DeviceTable
+from sim.fleet_state import NODE_KINDS, DeviceTable
 from sim.node_table import NodeTable, nodes_page
 from sim.pools import READY, WARMING
 from sim.world import PoolFigures, TickReport, World
 
 HEALTH_WARNING_C = 85.0
 """A rack with a GPU this hot shows as a warning."""
-
-
-RACK_GAUGES = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE")
-"""The GPU gauges of a rack's utilisation, temperature and power."""
+GPU_GAUGES = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE")
+LPU_GAUGES = ("utilization", "temperature_c", "power_w")
+"""Each kind's utilisation, temperature and power, as its telemetry names them."""
 
 
 def _finite(value: float) -> float:
@@ -64,13 +63,19 @@ class Views:
         self.nic_gbps = np.zeros(0)
         """Each NIC's latest offered load in Gb/s each way, as the core last assigned it."""
 
-    def _gpus_by_state(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each GPU by its own state, given every node's, as masks: lost when it does not
-        report, else cordoned when its node is cordoned, draining or drained, else healthy."""
-        table = self.world.fleet.devices["gpu"].table
-        live = reporting(table["present"], table["node"], nodes)
-        held = self.world.control.intended_states()[table["node"]] != STATE_INDEX["ready"]
+    def _by_state(
+        self, present: np.ndarray, node_of: np.ndarray, nodes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Devices on nodes `node_of` by their own state, given every node's, as masks: lost
+        when it does not report, else cordoned when its node is cordoned, draining or
+        drained, else healthy."""
+        live = reporting(present, node_of, nodes)
+        held = self.world.control.intended_states()[node_of] != STATE_INDEX["ready"]
         return live & ~held, live & held, ~live
+
+    def _gpus_by_state(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        table = self.world.fleet.devices["gpu"].table
+        return self._by_state(table["present"], table["node"], nodes)
 
     def summary(
         self, report: TickReport, tick: int, speed: float, ingest_per_s: float, rejected: int
@@ -81,6 +86,7 @@ class Views:
         healthy, cordoned, lost = self._gpus_by_state(nodes)
         gpus = fleet.devices["gpu"]
         lpus = fleet.devices["lpu"].table
+        lpus_live = reporting(lpus["present"], lpus["node"], nodes)
         figures = report.pools.values()
         ttft99 = [f.ttft[2] for f in figures if not math.isnan(f.ttft[2])]
         itl99 = [f.itl[2] for f in figures if not math.isnan(f.itl[2])]
@@ -99,7 +105,8 @@ class Views:
                 for i, name in enumerate(NODE_STATES)
                 if np.any(nodes == i)
             },
-            power_w=float(gpus.gauge("DCGM_FI_DEV_POWER_USAGE")[~lost].sum()),
+            power_w=float(gpus.gauge("DCGM_FI_DEV_POWER_USAGE")[~lost].sum())
+            + float(fleet.devices["lpu"].gauge("power_w")[lpus_live].sum()),
             requests_per_s=sum(f.arrivals_per_s for f in figures),
             tokens_per_s=sum(f.tokens_per_s for f in figures),
             goodput_rps=sum(f.goodput_rps for f in figures),
@@ -111,21 +118,16 @@ class Views:
         )
 
     def racks(self, now: float) -> RackStates:
-        """Per-rack aggregates of every GPU."""
+        """Per-rack aggregates of every GPU, LPU chip and switch."""
         fleet = self.world.fleet
-        table = fleet.devices["gpu"].table
-        gpus = fleet.devices["gpu"]
-        healthy, cordoned, lost = self._gpus_by_state(self.world.control.node_states(now))
-        totals = rack_totals(
-            len(fleet.racks),
-            fleet.nodes["rack"][table["node"]],
-            healthy,
-            cordoned,
-            lost,
-            *(_readings(gpus.gauge(name), ~lost) for name in RACK_GAUGES),
+        nodes = self.world.control.node_states(now)
+        gpus = self._device_totals(nodes, "gpu", GPU_GAUGES)
+        totals = merge_rack_totals(
+            gpus, self._device_totals(nodes, "lpu", LPU_GAUGES), self._switch_totals(nodes)
         )
+        # no thermal limit is published for the LPU: only GPUs make a rack hot
         health = np.where(
-            totals["lost"] > 0, 2, np.where(totals["temperature_c"] >= HEALTH_WARNING_C, 1, 0)
+            totals["lost"] > 0, 2, np.where(gpus["temperature_c"] >= HEALTH_WARNING_C, 1, 0)
         )
         columns = layout(RackColumns).pack(
             {
@@ -141,6 +143,51 @@ class Views:
             }
         )
         return RackStates(now, list(fleet.racks.ids), columns)  # type: ignore[arg-type]
+
+    def _totals(
+        self,
+        nodes: np.ndarray,
+        node_of: np.ndarray,
+        present: np.ndarray,
+        gauges: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """Per-rack totals of devices on nodes `node_of`, each by its own state; the gauges
+        of a device that does not report are left out."""
+        healthy, cordoned, lost = self._by_state(present, node_of, nodes)
+        return rack_totals(
+            len(self.world.fleet.racks),
+            self.world.fleet.nodes["rack"][node_of],
+            healthy,
+            cordoned,
+            lost,
+            *(_readings(gauge, ~lost) for gauge in gauges),
+        )
+
+    def _device_totals(
+        self, nodes: np.ndarray, kind: str, gauges: tuple[str, str, str]
+    ) -> dict[str, np.ndarray]:
+        """Per-rack totals of one kind of device, from its utilisation, temperature and power
+        gauges."""
+        devices = self.world.fleet.devices[kind]
+        table = devices.table
+        readings = tuple(devices.gauge(name) for name in gauges)
+        return self._totals(nodes, table["node"], table["present"], readings)  # type: ignore[arg-type]
+
+    def _switch_totals(self, nodes: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-rack totals of the switches, one device each, busy as the mean utilisation of
+        its reporting ports; switches report no temperature or power (NaN)."""
+        fleet = self.world.fleet
+        switches = np.flatnonzero(fleet.nodes["kind"] == NODE_KINDS["switch"])
+        ports = fleet.devices["port"]
+        live = reporting(ports.table["present"], ports.table["node"], nodes)
+        on = ports.table["node"][live]
+        count = np.bincount(on, minlength=len(fleet.nodes))[switches]
+        busy = np.bincount(on, ports.gauge("utilization")[live], len(fleet.nodes))[switches]
+        unmeasured = np.zeros(len(switches))
+        totals = self._totals(
+            nodes, switches, count > 0, (busy / np.maximum(count, 1), unmeasured, unmeasured)
+        )
+        return totals | {name: np.full(len(fleet.racks), np.nan) for name in MEASURED}
 
     def pools(self, report: TickReport) -> PoolStates:
         """Every pool as vLLM would report it, and every route."""

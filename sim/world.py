@@ -25,6 +25,8 @@ from sim.traffic import Traffic
 WINDOW_S = 60.0
 """Latency percentiles cover about this many recent seconds (an exponential window)."""
 DRIVER_MIB = 512.0
+BYTES_PER_MB = 1e6
+"""LPU SRAM is counted in decimal MB, as Groq quotes its 230 MB per chip."""
 MAX_STEP_S = 1.0
 """Serving is stepped at most this many simulated seconds at a time, whatever the tick."""
 
@@ -366,13 +368,27 @@ class World:
 
     def gpu_load(self) -> dict[str, npt.NDArray[np.float64]]:
         """What each GPU is asked to do, from the replica that holds it (idle if none)."""
-        n = len(self.fleet.devices["gpu"].table)
-        owner = self.pools.owners("gpu")[:n]
-        held = owner >= 0
-        if not held.any():
-            idle = np.zeros(n)
-            return {"busy": idle, "tensor": idle, "dram": idle, "memory_mib": idle}
-        replica = np.maximum(owner, 0)
+        busy = self.pools.busy
+        memory = self._resident_bytes() / 2**20 + DRIVER_MIB
+        per_replica = {"busy": busy, "tensor": busy * 0.7, "dram": busy * 0.6, "memory_mib": memory}
+        return self._device_load("gpu", per_replica)
+
+    def lpu_load(self, dt: float) -> dict[str, npt.NDArray[np.float64]]:
+        """What each LPU chip is asked to do, from the replica that holds it (idle if none):
+        the replica's busy, an equal share of the tokens it made in the last `dt` seconds, and
+        its weights and KV cache in SRAM."""
+        width = np.array([p.spec.tensor_parallel for p in self.pools.pools.values()])
+        chips = width[self.pools.replicas["pool"]]
+        per_replica = {
+            "busy": self.pools.busy,
+            "tokens_per_second": self.result.tokens / max(dt, 1e-9) / chips,
+            "sram_mb": self._resident_bytes() / BYTES_PER_MB,
+        }
+        return self._device_load("lpu", per_replica)
+
+    def _resident_bytes(self) -> npt.NDArray[np.float64]:
+        """Bytes each replica keeps on each of its devices: its share of the weights and of
+        the KV cache in use."""
         params = self.pools.serving_params()
         pools = list(self.pools.pools.values())
         of_pool = self.pools.replicas["pool"]
@@ -381,11 +397,17 @@ class World:
             [p.perf.kv_bytes_per_token / p.spec.tensor_parallel for p in pools]
         )[of_pool]
         kv_bytes = self.result.kv_usage * params.kv_capacity_tokens[of_pool] * kv_per_device
-        memory = (weights + kv_bytes) / 2**20 + DRIVER_MIB
-        busy = np.where(held, self.pools.busy[replica], 0.0)
-        return {
-            "busy": busy,
-            "tensor": busy * 0.7,
-            "dram": busy * 0.6,
-            "memory_mib": np.where(held, memory[replica], 0.0),
-        }
+        resident: npt.NDArray[np.float64] = weights + kv_bytes
+        return resident
+
+    def _device_load(
+        self, kind: str, per_replica: dict[str, npt.NDArray[np.float64]]
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """Each device of `kind` gets the values of the replica that holds it, 0 if none."""
+        n = len(self.fleet.devices[kind].table)
+        owner = self.pools.owners(kind)[:n]
+        held = owner >= 0
+        if not held.any():
+            return {name: np.zeros(n) for name in per_replica}
+        replica = np.maximum(owner, 0)
+        return {name: np.where(held, values[replica], 0.0) for name, values in per_replica.items()}

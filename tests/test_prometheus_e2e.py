@@ -23,6 +23,8 @@ from tests.mqtt import spawn_aidc, wait_listening
 SITE = "prom1"
 GPUS = 32
 """One HGX H100 rack: four nodes of eight GPUs."""
+SWITCHES = 2
+"""The fabric for its 32 NICs: a leaf and a spine, in network rack net01."""
 POOLS = 7
 """The core's default pools (sim/defaults.py)."""
 DEADLINE_S = 90.0
@@ -121,7 +123,8 @@ def test_prometheus_counts_the_gpus_a_core_exports(tmp_path: Path) -> None:
                 wait_for(base, "count(DCGM_FI_DEV_GPU_TEMP)", GPUS)
                 wait_for(base, 'count(DCGM_FI_DEV_POWER_USAGE{modelName=~"NVIDIA H100.*"})', GPUS)
                 wait_for(base, "count(vllm:num_requests_running)", POOLS)
-                wait_for(base, "sum(aidc_rack_devices)", GPUS)
+                wait_for(base, 'aidc_rack_devices{rack="r001"}', GPUS)
+                wait_for(base, 'aidc_rack_devices{rack="net01"}', SWITCHES)
         finally:
             for process in (agents, core):
                 with contextlib.suppress(ProcessLookupError):

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.aggregate import pool_totals, rack_totals
+from sim.aggregate import merge_rack_totals, pool_totals, rack_totals
 from tests import naive
 
 
@@ -29,6 +29,49 @@ def test_the_kernel_equals_its_naive_twin(racks: int, devices: int, seed: int) -
     slow = naive.rack_totals(racks, *args)
     for name, values in slow.items():
         np.testing.assert_allclose(fast[name], values, rtol=1e-6)
+
+
+def random_devices(rng: np.random.Generator, racks: int, devices: int) -> tuple[np.ndarray, ...]:
+    return (
+        rng.integers(0, racks, devices),
+        rng.random(devices) > 0.2,
+        rng.random(devices) > 0.8,
+        rng.random(devices) > 0.9,
+        rng.uniform(0, 100, devices),
+        rng.uniform(20, 95, devices),
+        rng.uniform(50, 1200, devices),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.integers(0, 40), st.integers(0, 40), st.integers(0, 2**31))
+def test_merged_kinds_total_as_one_kind(racks: int, gpus: int, chips: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a, b = random_devices(rng, racks, gpus), random_devices(rng, racks, chips)
+    merged = merge_rack_totals(rack_totals(racks, *a), rack_totals(racks, *b))
+    whole = rack_totals(racks, *(np.concatenate(pair) for pair in zip(a, b, strict=True)))
+    some = whole["devices"] > 0
+    for name, values in whole.items():
+        np.testing.assert_allclose(merged[name][some], values[some], rtol=1e-12, err_msg=name)
+    assert np.isnan(merged["temperature_c"][~some]).all(), "no device: nothing measured"
+    assert np.isnan(merged["power_w"][~some]).all()
+
+
+def test_a_kind_that_measures_no_temperature_or_power_leaves_them_to_the_others() -> None:
+    yes, no = np.ones(2, bool), np.zeros(2, bool)
+    rack, values = np.array([0, 1]), np.array([10.0, 30.0])
+    gpu = rack_totals(
+        2, rack[:1], yes[:1], no[:1], no[:1], 50 + values[:1], 60 + values[:1], values[:1]
+    )
+    switch = rack_totals(2, rack, yes, no, no, values, values, values)
+    switch["temperature_c"] = switch["power_w"] = np.full(2, np.nan)
+    merged = merge_rack_totals(gpu, switch)
+    assert merged["devices"].tolist() == [2, 1]
+    assert merged["utilization"].tolist() == [35, 30]
+    assert merged["temperature_c"][0] == 70
+    assert np.isnan(merged["temperature_c"][1])
+    assert merged["power_w"][0] == 10
+    assert np.isnan(merged["power_w"][1])
 
 
 def test_bad_input_is_refused() -> None:

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import math
 import os
 import signal
 import subprocess
@@ -13,12 +14,13 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
+from agents.catalog import GROQ_LPU, INLET_C
 from aidc.brokers import spawned_broker
 from protocols.codec import arrays, decode_message, encode
 from protocols.commands import Command, InjectFault, Query, Reply
 from protocols.endpoint import Endpoint
 from protocols.link import Link
-from protocols.messages import PoolStates, RackStates, Summary
+from protocols.messages import PoolState, PoolStates, RackStates, Summary
 from sim.service import BIRTHS_SETTLE_S
 from tests.mqtt import running, spawn_aidc
 from tests.mqtt import until as wait_until
@@ -27,9 +29,22 @@ from tests.sim.test_pools import hgx_rack
 SITE = "core1"
 
 
+TOPOLOGY = """
+[[racks]]
+kind = "hgx-h100"
+count = 2
+
+[[racks]]
+kind = "lpu"
+"""
+"""Racks r001 and r002 of HGX H100s, r003 a GroqRack, and the fabric's network rack net01."""
+
+
 @pytest.fixture(scope="module")
-def site() -> Iterator[Endpoint]:
-    """mosquitto, a core at 30x and two HGX H100 racks of agents."""
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
+    """mosquitto, a core at 30x and agents for TOPOLOGY."""
+    topology = tmp_path_factory.mktemp("site") / "site.toml"
+    topology.write_text(TOPOLOGY)
     with spawned_broker("mosquitto") as endpoint:
         url = f"mqtt://127.0.0.1:{endpoint.port}"
         core = spawn_aidc("core", "--broker", url, "--site", SITE, "--tick", "0.2", "--speed", "30")
@@ -39,10 +54,8 @@ def site() -> Iterator[Endpoint]:
             url,
             "--site",
             SITE,
-            "--racks",
-            "2",
-            "--rack-kind",
-            "hgx-h100",
+            "--topology",
+            str(topology),
             "--interval",
             "0.2",
         )
@@ -74,7 +87,7 @@ async def test_the_core_learns_the_fleet_and_serves(site: Endpoint) -> None:
         await until(lambda: (p := h100()) is not None and p.replicas_ready == 2)  # type: ignore[attr-defined]
         await until(lambda: inbox.latest(Summary).tokens_per_s > 0)
         summary = inbox.latest(Summary)
-        assert summary.nodes.get("ready") == 8 + 3
+        assert summary.nodes.get("ready") == 8 + 9 + 3, "HGX nodes, GroqNodes, switches"
         assert summary.power_w > 0
 
         def busiest_rack() -> float:
@@ -84,6 +97,31 @@ async def test_the_core_learns_the_fleet_and_serves(site: Endpoint) -> None:
 
         # the replicas' GPUs get busy: the core's assignments reach the right agents' devices
         await until(lambda: busiest_rack() > 20.0)
+
+
+async def test_the_lpu_rack_heats_under_its_replica_and_every_rack_counts(site: Endpoint) -> None:
+    watcher = Link(site, "watch-racks", subscriptions=[(f"aidc/v1/{SITE}/state/racks", 0)])
+    async with running(watcher) as inbox:
+
+        def rack(name: str) -> dict[str, float]:
+            racks = inbox.latest(RackStates)
+            record = arrays(racks, "columns") if racks else None
+            if record is None or name not in racks.racks:
+                return {}
+            return {k: float(record[k][racks.racks.index(name)]) for k in record.dtype.names}
+
+        # the LPU replica's load reaches its chips, whose telemetry comes back to the core
+        await until(lambda: rack("r003").get("utilization", 0.0) > 50.0)
+        lpu = rack("r003")
+        assert lpu["devices"] == 72
+        assert lpu["power_kw"] > 72 * GROQ_LPU.idle_power_w / 1000
+        assert (
+            lpu["temperature_c"]
+            > INLET_C + GROQ_LPU.thermal_resistance_c_per_w * GROQ_LPU.idle_power_w
+        )
+        network = rack("net01")
+        assert network["devices"] == 3, "the fabric's switches"
+        assert math.isnan(network["temperature_c"])
 
 
 async def test_a_json_drain_from_mosquitto_pub_is_ok_and_the_node_drains(site: Endpoint) -> None:
@@ -206,24 +244,32 @@ async def test_a_birth_on_another_agents_topic_is_refused(site: Endpoint) -> Non
 
 
 async def test_only_what_stays_unplaced_after_the_births_is_warned_about(site: Endpoint) -> None:
-    watcher = Link(site, "watch-unplaced", subscriptions=[(f"aidc/v1/{SITE}/state/+", 0)])
+    watcher = Link(
+        site,
+        "watch-unplaced",
+        subscriptions=[
+            (f"aidc/v1/{SITE}/state/+", 0),
+            (f"aidc/v1/{SITE}/ctl/reply/unplaced", 1),
+        ],
+    )
     async with running(watcher) as inbox:
 
-        def pools() -> dict[str, object]:
+        def pools() -> dict[str, PoolState]:
             states = inbox.latest(PoolStates)
             return {p.pool: p for p in states.pools} if states else {}
 
-        await until(lambda: (p := pools().get("llama-70b-h100")) and p.replicas_ready == 2)  # type: ignore[attr-defined]
-        shown = pools()
-        assert shown["llama-70b-h100"].has_hardware  # type: ignore[attr-defined]
-        assert not shown["llama-70b-gb200"].has_hardware  # type: ignore[attr-defined]
-    await asyncio.sleep(BIRTHS_SETTLE_S + 1.0)
-    replies = Link(site, "read-unplaced", subscriptions=[(f"aidc/v1/{SITE}/ctl/reply/unplaced", 1)])
-    async with running(replies) as inbox:
+        await until(lambda: (p := pools().get("llama-70b-h100")) and p.replicas_ready == 2)
+        await asyncio.sleep(BIRTHS_SETTLE_S + 1.0)
         query = Query(id="unplaced", what="events", filter="control", limit=1000)
-        await replies.publish(f"aidc/v1/{SITE}/ctl/cmd", encode(query), qos=1)
-        (message,) = await inbox.wait_for(1, timeout=20)
-    _, reply = decode_message(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
+        await watcher.publish(f"aidc/v1/{SITE}/ctl/cmd", encode(query), qos=1)
+        await until(lambda: inbox.latest(Reply))
+        reply, shown = inbox.latest(Reply), pools()
+    assert reply is not None
+    assert reply.result is not None
     warned = [e["message"] for e in reply.result["events"] if e["severity"] == "warning"]
     assert "pool llama-70b-gb200: the site has no NVIDIA GB200, so it stays empty" in warned
-    assert not [w for w in warned if "no room" in w], warned
+    assert shown["llama-70b-h100"].has_hardware
+    assert not shown["llama-70b-gb200"].has_hardware
+    for sentence in warned:
+        pool = shown[sentence.removeprefix("pool ").split(":")[0]]
+        assert pool.replicas_ready + pool.replicas_warming < pool.replicas_desired, sentence

@@ -16,7 +16,7 @@ from sim.fleet_state import FleetState
 from sim.journal import Journal
 from sim.pools import READY, Pools, PoolSpec
 from sim.traffic import Traffic, TrafficProfile
-from sim.world import World, replica_gpus
+from sim.world import BYTES_PER_MB, World, replica_gpus
 from tests import naive
 from tests.sim.test_pools import H100, hgx_rack
 
@@ -188,14 +188,23 @@ def lpu_rack(rack: str) -> Birth:
     )
 
 
-def test_an_lpu_pool_spans_a_rack_of_chips_and_serves_fast_tokens() -> None:
-    spec = next(p for p in POOLS if p.hardware == GROQ_LPU.name)
-    world = site(pools=(spec,))
+LPU_POOL = next(p for p in POOLS if p.hardware == GROQ_LPU.name)
+
+
+def lpu_site() -> World:
+    """Two GroqRacks (and the two HGX racks of `site`) serving LPU_POOL's model at 20 req/s."""
+    world = site(pools=(LPU_POOL,))
     for rack in ("l0", "l1"):
         world.fleet.on_birth(lpu_rack(rack), 0.0)
     profile = TrafficProfile(peak_rps=20.0, prompt_tokens_mean=600, output_tokens_mean=150)
     world.traffic = Traffic([profile], world.rng)
-    world.models = [spec.model]
+    world.models = [LPU_POOL.model]
+    return world
+
+
+def test_an_lpu_pool_spans_a_rack_of_chips_and_serves_fast_tokens() -> None:
+    spec = LPU_POOL
+    world = lpu_site()
     report, _ = run(world, 0.0, 200.0, dt=1.0)
     pool = world.pools.pools[spec.pool]
     assert world.pools.counts(pool)[READY] == 2
@@ -204,6 +213,23 @@ def test_an_lpu_pool_spans_a_rack_of_chips_and_serves_fast_tokens() -> None:
     figures = report.pools[spec.pool]
     assert figures.completed_per_s == pytest.approx(20.0, rel=0.3)
     assert figures.itl[1] < 0.005, "hundreds of tokens/s per user"
+
+
+def test_lpu_chips_carry_the_load_of_their_replica() -> None:
+    world = lpu_site()
+    report, _ = run(world, 0.0, 200.0, dt=1.0)
+    load = world.lpu_load(1.0)
+    held = world.pools.owners("lpu") >= 0
+    assert held.sum() == 2 * LPU_POOL.tensor_parallel
+    assert load["busy"][held].any(), "serving replicas compute"
+    assert not load["busy"][~held].any(), "spare chips idle"
+    tokens = load["tokens_per_second"]
+    assert tokens.sum() == pytest.approx(report.pools[LPU_POOL.pool].tokens_per_s)
+    assert np.ptp(tokens[held][: LPU_POOL.tensor_parallel]) == 0, "a replica's chips share alike"
+    sram = GROQ_LPU.memory_bytes / BYTES_PER_MB
+    assert (load["sram_mb"][held] > 0).all()
+    assert (load["sram_mb"] <= sram).all()
+    assert not load["sram_mb"][~held].any()
 
 
 def test_gpu_load_right_after_a_scale_between_ticks() -> None:

@@ -1,6 +1,7 @@
 """The racks view: a heatmap of every rack by utilisation, temperature, power or health; the
 highlighted rack's figures below it; enter opens its nodes."""
 
+import math
 from collections.abc import Set
 from typing import ClassVar
 
@@ -21,7 +22,7 @@ LEGEND_WIDTH = 24
 def legend(metric: str, low: float, high: float, racks: int) -> Text:
     """The colour scale of a metric, with its bounds."""
     spec = METRICS[metric]
-    text = Text.assemble((f" {spec.label} ", "bold"))
+    text = Text.assemble((f" {spec.label} ", "bold"), (f"of {spec.devices}  ", "dim"))
     if metric == "health":
         for shade, label in ((0, "ok"), (CORDONED, "cordoned"), (15, "warning"), (23, "lost")):
             text.append("■", style=COLOURS[shade] or "")
@@ -32,7 +33,7 @@ def legend(metric: str, low: float, high: float, racks: int) -> Text:
             text.append("█", style=COLOURS[i * SHADES // LEGEND_WIDTH] or "")
         text.append(f" {high:.3g} {spec.unit}  ")
     text.append("■", style=COLOURS[NO_DEVICES] or "")
-    text.append(f" no GPUs   {racks:,} racks", style="dim")
+    text.append(f" not measured   {racks:,} racks", style="dim")
     text.append("   u/t/p/h or m: metric · arrows: move · enter: nodes", style="dim")
     return text
 
@@ -49,9 +50,16 @@ def rack_line(racks: Racks, index: int) -> Text:
         (f"{int(c['cordoned']):,} cordoned", "yellow" if c["cordoned"] else "dim"),
         " · ",
         (f"{int(c['lost']):,} lost", "bold red" if c["lost"] else "dim"),
-        f"  │  util {c['utilization']:.0f}%  │  hottest {c['temperature_c']:.0f} °C  │  ",
-        f"{c['power_kw']:.1f} kW",
+        f"  │  util {c['utilization']:.0f}%",
+        f"  │  hottest {measured(c['temperature_c'], '.0f', '°C')}",
+        f"  │  {measured(c['power_kw'], '.1f', 'kW')}",
     )
+
+
+def measured(value: float, form: str, unit: str) -> str:
+    """A rack figure with its unit, or "—" where none of the rack's devices measures it (a
+    rack of switches)."""
+    return "—" if math.isnan(value) else f"{value:{form}} {unit}"
 
 
 class RacksView(View):

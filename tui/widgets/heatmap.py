@@ -22,7 +22,7 @@ from tui.fleet import Racks
 SHADES = 24
 """Colour steps of a continuous metric."""
 NO_DEVICES = SHADES
-"""A rack with nothing to colour (a network rack)."""
+"""A rack with nothing to colour: no devices, or none that measures the metric."""
 CORDONED = SHADES + 1
 NOTHING = SHADES + 2
 """Past the last rack."""
@@ -46,13 +46,18 @@ class Metric:
     unit: str
     low: float
     high: float | None
+    devices: str
+    """Which devices the rack's figure comes from."""
 
 
+EVERY_DEVICE = "GPUs, LPU chips, switches"
+SENSORS = "GPUs, LPU chips"
+"""Switches report neither temperature nor power."""
 METRICS = {
-    "utilization": Metric("utilization", "utilization", "%", 0.0, 100.0),
-    "temperature": Metric("temperature_c", "hottest GPU", "°C", 25.0, 95.0),
-    "power": Metric("power_kw", "power", "kW", 0.0, None),
-    "health": Metric("health", "health", "", 0.0, 2.0),
+    "utilization": Metric("utilization", "utilization", "%", 0.0, 100.0, EVERY_DEVICE),
+    "temperature": Metric("temperature_c", "hottest", "°C", 25.0, 95.0, SENSORS),
+    "power": Metric("power_kw", "power", "kW", 0.0, None, SENSORS),
+    "health": Metric("health", "health", "", 0.0, 2.0, EVERY_DEVICE),
 }
 
 
@@ -74,21 +79,20 @@ COLOURS: list[str | None] = [
 
 
 def shades(racks: Racks, metric: str) -> tuple[npt.NDArray[np.uint8], float, float]:
-    """Each rack's colour index for a metric, and the bounds the colours span."""
+    """Each rack's colour index for a metric (NO_DEVICES where nothing in it measures the
+    metric), and the bounds the colours span."""
     spec = METRICS[metric]
     columns = racks.columns
-    empty = columns["devices"] <= 0
+    values = columns[spec.column]
+    high = spec.high if spec.high is not None else float(np.nanmax(values, initial=0.0))
     if metric == "health":
-        health = columns["health"].astype(np.intp)
+        health = values.astype(np.intp)
         out = np.asarray(HEALTH_SHADES, np.uint8)[np.clip(health, 0, 2)]
         out[(health == 0) & (columns["cordoned"] > 0)] = CORDONED
     else:
-        values = columns[spec.column]
-        high = spec.high if spec.high is not None else float(values.max(initial=0.0)) or 1.0
-        scaled = (values - spec.low) / max(high - spec.low, 1e-9)
+        scaled = np.nan_to_num((values - spec.low) / max((high or 1.0) - spec.low, 1e-9))
         out = np.clip(scaled * SHADES, 0, SHADES - 1).astype(np.uint8)
-    out[empty] = NO_DEVICES
-    high = spec.high if spec.high is not None else float(columns[spec.column].max(initial=0.0))
+    out[(columns["devices"] <= 0) | np.isnan(values)] = NO_DEVICES
     return out, spec.low, high
 
 
