@@ -269,10 +269,25 @@ class AidcApp(App[None]):
                 self.action_help()
         elif isinstance(parsed, GoTo):
             await self.open(parsed)
+        elif not self.read_only and (unknown := await self._unknown_node(parsed.command)):
+            self.say(f"Refused: {action(parsed.command)}: {unknown}", "error")
         elif isinstance(parsed.command, Drain) and not self.read_only:
             self.drain_dialog(parsed.command)
         else:
             self.send(parsed.command)
+
+    async def _unknown_node(self, command: OperatorCommand) -> str | None:
+        """Why the core would refuse a node the command names, asked before any dialog opens;
+        None if it knows them all, or is not online to ask (the command's reply will say)."""
+        nodes = getattr(command, "nodes", None) or [getattr(command, "target", None)]
+        nodes = [n for n in dict.fromkeys(nodes) if n]
+        if not nodes or self.bridge.fleet.core_state() != "online":
+            return None
+        asked = [self.bridge.query("node", node=node) for node in nodes]
+        for result in await asyncio.gather(*asked, return_exceptions=True):
+            if isinstance(result, CommandFailed):
+                return str(result)
+        return None
 
     def drain_dialog(self, drain: Drain) -> None:
         """The drain dialog, filled in from a `:drain` line."""

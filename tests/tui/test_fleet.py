@@ -61,4 +61,4 @@ def test_the_header_counts_goodput_against_finished_requests_not_arrivals() -> N
     # a tick that finishes the backlog: more done than arrived, most of it on time
     fleet.apply(Summary(1.0, 1, 1.0, requests_per_s=54.0, completed_per_s=60.0, goodput_rps=55.7))
     shown = overview(fleet, "mqtt://127.0.0.1:1883", read_only=False).plain
-    assert "goodput 55.7/60 req/s SLO met 93%" in shown
+    assert "SLO 93%  goodput 55.7/60 req/s" in shown

@@ -87,7 +87,7 @@ async def test_scaling_a_pool_in_the_console_changes_its_replicas(site: Endpoint
             return pool is not None and pool.replicas_desired == 3 and pool.replicas_ready == 3
 
         await until(pilot, placed, timeout=SETTLE_S)
-        await until(pilot, lambda: str(table.get_row("llama-70b-h100")[3]) == "3/3/0")
+        await until(pilot, lambda: str(table.get_cell("llama-70b-h100", "replicas")) == "3/3/0")
 
 
 async def test_editing_a_route_in_the_console_moves_the_traffic(site: Endpoint) -> None:
@@ -206,11 +206,14 @@ async def test_bad_command_mode_input_is_explained(site: Endpoint) -> None:
             assert expected in text, (line, text)
             assert severity == "error"
             assert app.screen is before, f"{line!r} opened {app.screen}"
-        await command_mode(pilot, "cordon r999-n99")
-        assert isinstance(app.screen, Confirm)
-        await pilot.press("y")
-        await until(pilot, lambda: app.answers)
-        assert last_said(app) == ("Refused: cordon node r999-n99: unknown node r999-n99", "error")
+        for line in ("cordon r999-n99", "drain r001-n01 r999-n99", "fault r999-n99 xid code=79"):
+            await command_mode(pilot, line)
+            await until(pilot, lambda: app.said[-1][0].startswith("Refused"))
+            assert last_said(app)[0].endswith(": unknown node r999-n99")
+            assert app.screen is before, f"{line!r} opened {app.screen}"
+        assert app.answers == []
+        await command_mode(pilot, "cordon r001-n01")
+        assert isinstance(app.screen, Confirm), "a node the core knows is asked about"
 
 
 async def test_keys_typed_on_a_node_page_change_nothing_and_slash_filters(

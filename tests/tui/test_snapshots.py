@@ -1,6 +1,6 @@
-"""SVG snapshots of the console's main views at 160x50, from constructed state fed through the
-bridge's own message path (and queries answered the same way), so they are the same on
-every run."""
+"""SVG snapshots of the console's main views at 160x50 (and two at 80x24), from constructed
+state fed through the bridge's own message path (and queries answered the same way), so they
+are the same on every run."""
 
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -97,3 +97,11 @@ def test_confirm(snap_compare: Snap) -> None:
         await pilot.pause()
 
     assert snap_compare(fed(), terminal_size=SIZE, run_before=then("3", after=asked))
+
+
+def test_pools_at_80x24(snap_compare: Snap) -> None:
+    assert snap_compare(fed(), terminal_size=(80, 24), run_before=then("3"))
+
+
+def test_racks_at_80x24(snap_compare: Snap) -> None:
+    assert snap_compare(fed(), terminal_size=(80, 24), run_before=then())

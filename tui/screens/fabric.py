@@ -109,8 +109,6 @@ class FabricView(View):
         yield Table(id="ports")
 
     def on_mount(self) -> None:
-        self.query_one("#switches", Table).set_columns(SWITCH_COLUMNS)
-        self.query_one("#ports", Table).set_columns(PORT_COLUMNS)
         super().on_mount()
         self.query_one("#switches", Table).focus()
 
@@ -119,15 +117,15 @@ class FabricView(View):
         if "fabric" not in views or fabric is None:
             return
         shown = worst(fabric.switches, self.filter_text)
-        self.query_one("#switches", Table).show_rows([(s.switch, switch_cells(s)) for s in shown])
+        switches = [(s.switch, switch_cells(s)) for s in shown]
+        self.query_one("#switches", Table).show_fitted(SWITCH_COLUMNS, switches, ("max",))
         matching = "" if not self.filter_text else f" matching {self.filter_text!r}"
         self.query_one("#switches-title", Label).update(
             f"Switches: {len(shown):,} in most trouble of {len(fabric.switches):,}{matching}"
             " (ports down, flaps, drops, pauses, ECN, load)"
         )
-        self.query_one("#ports", Table).show_rows(
-            [(f"{p.switch}/{p.port}", port_cells(p)) for p in fabric.hottest]
-        )
+        ports = [(f"{p.switch}/{p.port}", port_cells(p)) for p in fabric.hottest]
+        self.query_one("#ports", Table).show_fitted(PORT_COLUMNS, ports, ("peer",))
 
     def apply_filter(self, text: str) -> None:
         super().apply_filter(text)

@@ -32,6 +32,18 @@ TRENDS = (
     ("DCGM_FI_DEV_POWER_USAGE", 0.0, None),
 )
 """Gauges drawn as sparklines: field, low, high (None: the GPU's highest so far)."""
+GPU_COLUMNS = (
+    ("gpu", "GPU"),
+    ("present", "PRESENT"),
+    ("util", "UTIL"),
+    ("temp", "TEMP"),
+    ("power", "POWER"),
+    ("sm", "SM MHz"),
+    ("fb", "FB USED"),
+    ("xid", "XID"),
+)
+GPU_DROP = ("sm", "fb", "present", "power")
+"""The GPU table's columns a narrow terminal drops, first to last."""
 NIC_COLUMNS = (
     ("nic", "NIC"),
     ("link_state", "LINK"),
@@ -46,6 +58,17 @@ NIC_COLUMNS = (
     ("link_down_events_phy", "LINK DOWN"),
     ("temperature_c", "TEMP"),
 )
+NIC_DROP = (
+    "out_of_sequence",
+    "link_down_events_phy",
+    "rp_cnp_handled",
+    "np_cnp_sent",
+    "tx_bytes",
+    "rx_bytes",
+    "np_ecn_marked_roce_packets",
+    "temperature_c",
+)
+"""The NIC table's columns a narrow terminal drops, first to last."""
 
 
 def _reading(device: dict[str, Any], name: str) -> float:
@@ -117,7 +140,6 @@ class NodeView(NodeActionsView):
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one("#node-events", Table).set_columns(events_columns(with_subject=False))
-        self.query_one("#node-nics", Table).set_columns(NIC_COLUMNS)
         self.set_interval(self.refresh_s, self._poll)
         self.query_one("#node-gpus", Table).focus()
         self.load()
@@ -224,19 +246,6 @@ class NodeView(NodeActionsView):
         self.query_one("#node-title", Static).update(Text(" · ").join(parts))
 
     def _paint_gpus(self) -> None:
-        table = self.query_one("#node-gpus", Table)
-        table.set_columns(
-            [
-                ("gpu", "GPU"),
-                ("present", "PRESENT"),
-                ("util", "UTIL"),
-                ("temp", "TEMP"),
-                ("power", "POWER"),
-                ("sm", "SM MHz"),
-                ("fb", "FB USED"),
-                ("xid", "XID"),
-            ]
-        )
         rows = []
         for gpu in self.devices():
             index = int(gpu["gpu"])
@@ -254,7 +263,7 @@ class NodeView(NodeActionsView):
             cells.append(_memory(*fb))
             cells.append(_xid(_reading(gpu, "DCGM_FI_DEV_XID_ERRORS")))
             rows.append((str(index), cells))
-        table.show_rows(rows)
+        self.query_one("#node-gpus", Table).show_fitted(GPU_COLUMNS, rows, GPU_DROP)
 
     def _paint_nics(self) -> None:
         rows = []
@@ -268,4 +277,4 @@ class NodeView(NodeActionsView):
             cells += [_counter(_reading(nic, key), key) for key, _ in NIC_COLUMNS[3:-1]]
             cells.append(_shown(_reading(nic, "temperature_c"), ".0f", " °C"))
             rows.append((str(port), cells))
-        self.query_one("#node-nics", Table).show_rows(rows)
+        self.query_one("#node-nics", Table).show_fitted(NIC_COLUMNS, rows, NIC_DROP)

@@ -45,6 +45,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("pool", "POOL"),
 )
 """Every column a node row can fill; a column shows when the core's rows carry its field."""
+DROP = ("kind", "nic_gbps", "last_xid", "pool", "rack", "power_w", "temperature_c")
+"""The columns a narrow terminal drops, first to last."""
 
 
 def cell(key: str, row: Mapping[str, Any]) -> str | Text:
@@ -208,13 +210,12 @@ class NodesView(NodeActionsView):
             for key, label in COLUMNS
             if key == "node" or key in present
         ]
-        table.set_columns(columns)
         rows = []
         for row in self.rows:
             node = str(row.get("node", ""))
             mark = Text("●", style="bold magenta") if node in self.marked else ""
             rows.append((node, [mark, *(cell(key, row) for key, _ in columns[1:])]))
-        table.show_rows(rows)
+        table.show_fitted(columns, rows, DROP)
         self._paint_status()
 
     def _arrow(self, key: str) -> str:

@@ -38,6 +38,19 @@ POOL_COLUMNS = (
 )
 """D/R/W: desired, ready, warming; MIN: minimum available (a drain keeps the pool there);
 REQ/S: requests arriving; FAILED: requests lost with failed replicas since the core started."""
+POOL_DROP = (
+    "model",
+    "failed",
+    "running",
+    "min",
+    "kv",
+    "autoscale",
+    "hardware",
+    "queue",
+    "load",
+    "itl",
+)
+"""The pools table's columns a narrow terminal drops, first to last."""
 BAR = 10
 
 
@@ -109,7 +122,6 @@ class PoolsView(View):
         yield Table(id="routes")
 
     def on_mount(self) -> None:
-        self.query_one("#pools", Table).set_columns(POOL_COLUMNS)
         self.query_one("#routes", Table).set_columns(
             [("model", "MODEL"), ("weights", "WEIGHTS"), ("source", "SOURCE")]
         )
@@ -120,7 +132,8 @@ class PoolsView(View):
         states = self.fleet.pools
         if "pools" not in views or states is None:
             return
-        self.query_one("#pools", Table).show_rows([(p.pool, pool_cells(p)) for p in states.pools])
+        rows = [(p.pool, pool_cells(p)) for p in states.pools]
+        self.query_one("#pools", Table).show_fitted(POOL_COLUMNS, rows, POOL_DROP)
         models = list(dict.fromkeys(p.model for p in states.pools))
         self.query_one("#routes", Table).show_rows([(m, route_cells(states, m)) for m in models])
 

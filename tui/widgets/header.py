@@ -1,6 +1,10 @@
 """The overview header on every view: site, simulated clock and speed, broker and core status,
-GPU counts, power, tokens/s, TTFT and ITL p99 against the SLOs, and goodput."""
+GPU counts, power, tokens/s, TTFT and ITL p99 against the SLOs, and goodput. Each line is laid
+out for the terminal's width: the least needed parts go first, and no figure is ever cut."""
 
+from collections.abc import Sequence
+
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
@@ -9,83 +13,117 @@ from tui.fleet import Fleet
 
 GOOD, WARN, BAD, DIM = "green", "yellow", "bold red", "dim"
 SEP = ("  │  ", DIM)
+NARROW_SEP = (" │ ", DIM)
+NARROW_BELOW = 120
 SLO_GOOD = 0.99
 SLO_WARN = 0.90
+WIDE = 1000
+"""The width the header is laid out for when it is not on a screen (tests, logs)."""
+
+Piece = tuple[str, str]
+Part = tuple[int, list[Piece]]
+"""A part of a line: its priority (0: kept longest) and its pieces of (text, style); a line
+is its parts in order, those of the highest priority numbers dropped first until it fits."""
 
 
-def _status(fleet: Fleet, url: str) -> list[tuple[str, str]]:
+def fit(parts: Sequence[Part], width: int) -> list[Piece]:
+    """The parts that fit in `width` cells, one at a time dropped from the lowest priority
+    (of those, the last first), order kept; a part is shown whole or not at all. Below
+    NARROW_BELOW cells the separators are narrower."""
+    if width < NARROW_BELOW:
+        parts = [
+            (p, [NARROW_SEP if piece == SEP else piece for piece in pieces]) for p, pieces in parts
+        ]
+    kept = set(range(len(parts)))
+    for drop in sorted(kept, key=lambda i: (parts[i][0], i), reverse=True):
+        if _width([parts[i] for i in kept]) <= width or parts[drop][0] == 0:
+            break
+        kept.discard(drop)
+    return [piece for i in sorted(kept) for piece in parts[i][1]]
+
+
+def _width(parts: Sequence[Part]) -> int:
+    return sum(cell_len(text) for _, pieces in parts for text, _ in pieces)
+
+
+def _status(fleet: Fleet, url: str) -> list[Part]:
     link = fleet.link
     if link.up:
-        broker = [("broker ", DIM), ("● ", GOOD), (url, "")]
+        broker = [(1, [SEP, ("broker ", DIM), ("●", GOOD)]), (5, [(" " + url, "")])]
     else:
-        broker = [("broker ", DIM), ("✗ ", BAD), (link.note or f"connecting to {url}", BAD)]
+        note = link.note or f"connecting to {url}"
+        broker = [(1, [SEP, ("broker ", DIM), ("✗", BAD)]), (3, [(" " + note, BAD)])]
     state = fleet.core_state()
     style = {"online": GOOD, "stalled": WARN, "offline": BAD}.get(state, DIM)
     mark = {"online": "● ", "stalled": "◌ ", "offline": "✗ "}.get(state, "? ")
-    core = [("core ", DIM), (mark, style), (state, style)]
+    core: list[Part] = [(1, [SEP, ("core ", DIM), (mark, style), (state, style)])]
     if state == "stalled":
-        core.append((" (no state lately)", WARN))
-    return [*broker, SEP, *core]
+        core.append((3, [(" (no state lately)", WARN)]))
+    return [*broker, *core]
 
 
 def _slo_style(attained: float) -> str:
     return GOOD if attained >= SLO_GOOD else WARN if attained >= SLO_WARN else BAD
 
 
-def overview(fleet: Fleet, url: str, read_only: bool) -> Text:
-    """The header's two lines."""
+def first_line(fleet: Fleet, url: str, read_only: bool) -> list[Part]:
+    """Site, clock, speed and tick; broker and core; replay or read-only."""
     summary = fleet.summary
-    first: list[tuple[str, str]] = [(" aidc ", "bold reverse"), (f" {fleet.site}", "bold")]
-    if summary is not None:
-        first += [
-            SEP,
-            (fmt.sim_clock(summary.time), "bold"),
-            (" UTC ", DIM),
-            (f"x{summary.speed:g}", "bold cyan"),
-            (f"  tick {summary.tick:,}", DIM),
-        ]
-    first += [SEP, *_status(fleet, url)]
+    parts: list[Part] = [(0, [(" aidc ", "bold reverse"), (f" {fleet.site}", "bold")])]
     if fleet.replay:
-        first += [SEP, (" REPLAY ", "bold reverse magenta"), (f" {fleet.replay}", "magenta")]
+        parts.append((0, [SEP, (" REPLAY ", "bold reverse magenta")]))
+        parts.append((4, [(f" {fleet.replay}", "magenta")]))
     elif read_only:
-        first += [SEP, (" READ-ONLY ", "bold reverse yellow")]
-    second: list[tuple[str, str]] = []
+        parts.append((0, [SEP, (" READ-ONLY ", "bold reverse yellow")]))
+    if summary is not None:
+        day, clock = fmt.sim_clock(summary.time).split(" ")
+        parts += [
+            (2, [SEP]),
+            (4, [(f"{day} ", "bold")]),
+            (2, [(clock, "bold"), (" UTC ", DIM), (f"x{summary.speed:g}", "bold cyan")]),
+            (6, [(f"  tick {summary.tick:,}", DIM)]),
+        ]
+    return parts + _status(fleet, url)
+
+
+def second_line(fleet: Fleet, url: str) -> list[Part]:
+    """GPUs by state, LPUs, power, tokens/s, p99 latencies and goodput; or what to wait for."""
+    summary = fleet.summary
     if summary is None:
-        second.append((" waiting for the core's first state…", DIM))
-    else:
-        done = summary.completed_per_s
-        attained = summary.goodput_rps / done if done else 1.0
-        slo = _slo_style(attained)
-        lost = BAD if summary.gpus_lost else DIM
-        cordoned = WARN if summary.gpus_cordoned else DIM
-        second += [
-            (" GPUs ", DIM),
-            (f"{summary.gpus:,}", "bold"),
-            ("  healthy ", DIM),
-            (f"{summary.gpus_healthy:,}", GOOD),
-            ("  cordoned ", DIM),
-            (f"{summary.gpus_cordoned:,}", cordoned),
-            ("  lost ", DIM),
-            (f"{summary.gpus_lost:,}", lost),
-        ]
-        if summary.lpus:
-            second += [("  LPUs ", DIM), (f"{summary.lpus_healthy:,}/{summary.lpus:,}", "")]
-        second += [
-            SEP,
-            (fmt.watts(summary.power_w), "bold"),
-            SEP,
-            (f"{fmt.count(summary.tokens_per_s)} tok/s", "bold"),
-            SEP,
-            ("TTFT p99 ", DIM),
-            (fmt.seconds(summary.ttft_p99_s), slo),
-            ("  ITL p99 ", DIM),
-            (fmt.seconds(summary.itl_p99_s), slo),
-            SEP,
-            ("goodput ", DIM),
-            (f"{fmt.count(summary.goodput_rps)}/{fmt.count(done)} req/s ", ""),
-            (f"SLO met {fmt.percent(min(attained, 1.0))}", slo),
-        ]
-    return Text.assemble(*first, "\n", *second, no_wrap=True, overflow="ellipsis")
+        parts: list[Part] = [(0, [(" waiting for the core's first state… ", DIM)])]
+        if fleet.core_state() in ("unknown", "offline") and fleet.link.up:
+            hint = f"none running? start one: aidc core --broker {url} --site {fleet.site}"
+            parts.append((1, [(hint, WARN)]))
+        return parts
+    done = summary.completed_per_s
+    attained = summary.goodput_rps / done if done else 1.0
+    slo = _slo_style(attained)
+    lost = BAD if summary.gpus_lost else DIM
+    cordoned = WARN if summary.gpus_cordoned else DIM
+    parts = [
+        (0, [(" GPUs ", DIM), (f"{summary.gpus_healthy:,}", GOOD), (f"/{summary.gpus:,}", "bold")]),
+        (3, [("  cordoned ", DIM), (f"{summary.gpus_cordoned:,}", cordoned)]),
+        (0, [("  lost ", DIM), (f"{summary.gpus_lost:,}", lost)]),
+    ]
+    if summary.lpus:
+        parts.append((4, [("  LPUs ", DIM), (f"{summary.lpus_healthy:,}/{summary.lpus:,}", "")]))
+    parts += [
+        (0, [SEP, (fmt.watts(summary.power_w), "bold")]),
+        (0, [SEP, (f"{fmt.count(summary.tokens_per_s)} tok/s", "bold")]),
+        (1, [SEP, ("TTFT p99 ", DIM), (fmt.seconds(summary.ttft_p99_s), slo)]),
+        (2, [("  ITL p99 ", DIM), (fmt.seconds(summary.itl_p99_s), slo)]),
+        (1, [SEP, ("SLO ", DIM), (fmt.percent(min(attained, 1.0)), slo)]),
+        (2, [("  goodput ", DIM), (f"{fmt.count(summary.goodput_rps)}/{fmt.count(done)}", "")]),
+        (5, [(" req/s", DIM)]),
+    ]
+    return parts
+
+
+def overview(fleet: Fleet, url: str, read_only: bool, width: int = WIDE) -> Text:
+    """The header's two lines, each fitted to `width` cells."""
+    first = fit(first_line(fleet, url, read_only), width)
+    second = fit(second_line(fleet, url), width)
+    return Text.assemble(*first, "\n", *second, no_wrap=True, overflow="crop")
 
 
 class OverviewHeader(Static):
@@ -94,7 +132,19 @@ class OverviewHeader(Static):
     text = Text()
     """What it shows now."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: tuple[Fleet, str, bool] | None = None
+
     def show(self, fleet: Fleet, url: str, read_only: bool) -> None:
         """Repaint from the fleet."""
-        self.text = overview(fleet, url, read_only)
-        self.update(self.text)
+        self._shown = (fleet, url, read_only)
+        self._paint()
+
+    def on_resize(self) -> None:
+        self._paint()
+
+    def _paint(self) -> None:
+        if self._shown is not None:
+            self.text = overview(*self._shown, width=self.size.width or WIDE)
+            self.update(self.text)

@@ -1,0 +1,58 @@
+"""The header and the tables at every terminal width from 80 columns up: each line fits, the
+least needed parts and columns go first, and no figure is ever cut."""
+
+import pytest
+from rich.cells import cell_len
+
+from tests.tui.constructed import SUMMARY, fed, feed_site
+from tests.tui.pilots import until
+from tui.fleet import Fleet
+from tui.screens.pools import POOL_COLUMNS
+from tui.widgets.header import overview
+from tui.widgets.table import Table
+
+URL = "mqtt://127.0.0.1:1883"
+
+
+def _fleet() -> Fleet:
+    app = fed()
+    feed_site(app, 4)
+    return app.bridge.fleet
+
+
+@pytest.mark.parametrize("width", range(80, 221, 7))
+def test_each_header_line_fits_and_shows_whole_figures_only(width: int) -> None:
+    fleet = _fleet()
+    wide = overview(fleet, URL, read_only=False).plain.split("\n")
+    shown = overview(fleet, URL, read_only=False, width=width).plain.split("\n")
+    for line, full in zip(shown, wide, strict=True):
+        assert cell_len(line) <= width, line
+        assert set(line.split()) <= set(full.split()), "every word is one of the wide line's"
+    first, second = shown
+    for figure in (f"{SUMMARY.gpus_healthy:,}/{SUMMARY.gpus:,}", "2.91", "MW", "428k", "TTFT"):
+        assert figure in second, (width, second)
+    assert "SLO" in second
+    assert "online" in first
+
+
+def test_wide_headers_show_everything() -> None:
+    first, second = overview(_fleet(), URL, read_only=False, width=200).plain.split("\n")
+    assert "tick 4,321" in first
+    assert URL in first
+    for part in ("cordoned 144", "ITL p99", "goodput", "req/s"):
+        assert part in second
+
+
+@pytest.mark.parametrize(("width", "least"), [(80, 6), (120, 10), (200, len(POOL_COLUMNS))])
+async def test_the_pools_table_drops_columns_and_never_cuts_a_cell(width: int, least: int) -> None:
+    app = fed()
+    async with app.run_test(size=(width, 24)) as pilot:
+        await app.action_view("pools")
+        table = app.screen.query_one("#pools", Table)
+        await until(pilot, lambda: table.row_count)
+        await pilot.pause()
+        assert len(table.columns) >= least
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= width
+        for key in table.keys:
+            for column, cell in zip(table.columns.values(), table.get_row(key), strict=True):
+                assert cell_len(str(cell)) <= column.content_width, (key, column.label, cell)
