@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,10 @@ from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_S = 8.0
+BOX = set("+-|=~^ ")
+"""The characters of a traceback's frames and markers (an exception group's `+----`)."""
+ERROR_LINE = re.compile(r"[A-Za-z_][\w.]*: \S")
+"""`aidc: sentence` or `ValueError: message`."""
 
 
 def die_with_parent() -> None:
@@ -64,10 +69,14 @@ class Child:
         return None if self.process is None else self.process.returncode
 
     def last_words(self) -> str:
-        """The last line it logged (why it stopped, usually)."""
+        """Why it stopped, usually: the last error sentence it logged (`aidc: ...`, or an
+        exception's `Type: message`, even framed in an exception group's box), else its last
+        line that is not box drawing."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        lines = text.strip().splitlines()
-        return lines[-1].removeprefix("aidc: ") if lines else "no output"
+        lines = [line.strip().lstrip("|").strip() for line in text.splitlines()]
+        lines = [line for line in lines if line and not set(line) <= BOX]
+        errors = [line for line in lines if ERROR_LINE.match(line)]
+        return (errors or lines or ["no output"])[-1].removeprefix("aidc: ")
 
     async def stop(self) -> None:
         """SIGINT (a clean stop: agents publish their deaths), then SIGKILL after

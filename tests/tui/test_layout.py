@@ -56,3 +56,13 @@ async def test_the_pools_table_drops_columns_and_never_cuts_a_cell(width: int, l
         for key in table.keys:
             for column, cell in zip(table.columns.values(), table.get_row(key), strict=True):
                 assert cell_len(str(cell)) <= column.content_width, (key, column.label, cell)
+
+
+def test_with_no_core_the_header_says_how_to_start_one() -> None:
+    fleet = Fleet("f1")
+    fleet.link.up = True
+    second = overview(fleet, URL, read_only=False).plain.split("\n")[1]
+    assert second == (
+        " waiting for the core's first state… none running? start one: "
+        f"aidc core --broker {URL} --site f1"
+    )
