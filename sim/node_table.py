@@ -12,6 +12,16 @@ from sim.fleet_state import NODE_KINDS, DeviceTable
 from sim.world import World
 
 F64 = npt.NDArray[np.float64]
+GPU_GAUGES = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE")
+LPU_GAUGES = ("utilization", "temperature_c", "power_w")
+DEVICE_GAUGES: dict[str, tuple[str, str | None, str | None]] = {
+    "gpu": GPU_GAUGES,
+    "lpu": LPU_GAUGES,
+    "port": ("utilization", None, None),
+}
+"""The devices a node's figures come from (a node has one of these kinds), and the gauges of
+their utilisation, temperature and power as their telemetry names them; switch ports report
+no temperature or power."""
 NODE_KIND_NAMES = {index: name for name, index in NODE_KINDS.items()}
 SORT_KEYS = (
     "node",
@@ -44,10 +54,16 @@ def _max_per_node(values: npt.NDArray[Any], node: npt.NDArray[Any], nodes: int) 
 
 
 def _live_gauge(
-    gpus: DeviceTable, name: str, rows: slice | npt.NDArray[np.intp], live: npt.NDArray[np.bool_]
+    devices: DeviceTable, name: str, rows: slice | npt.NDArray[np.intp], live: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.floating]:
-    """A gauge of `rows`, 0 where a GPU does not report (`live` is false): it adds nothing."""
-    return np.where(live, gpus.gauge(name)[rows], 0.0)
+    """A gauge of `rows`, 0 where a device does not report (`live` is false): it adds
+    nothing."""
+    return np.where(live, devices.gauge(name)[rows], 0.0)
+
+
+def _measured(value: float) -> float | None:
+    """A figure rounded for the view, or None where nothing measured it (a switch's heat)."""
+    return None if np.isnan(value) else round(float(value), 1)
 
 
 def _rows_of(node: npt.NDArray[Any], only: int | None) -> slice | npt.NDArray[np.intp]:
@@ -62,34 +78,47 @@ class NodeTable:
         """Every node's figures; with `only` (a node row), only that node's are filled in, so
         one node's detail reads its own devices rather than the fleet's."""
         fleet, n = world.fleet, len(world.fleet.nodes)
-        gpus = fleet.devices["gpu"]
-        table = gpus.table
-        mine = _rows_of(table["node"], only)
-        node = table["node"][mine]
-        owner = world.pools.owners("gpu")[: len(table)][mine]
-        held = owner >= 0
         self.world, self.n = world, n
         self.ids = fleet.nodes.ids
         self.rack = fleet.nodes["rack"].astype(np.int64)
         self.kind = fleet.nodes["kind"].astype(np.int64)
         self.state = world.control.node_states(now).astype(np.int64)
-        self.gpus = fleet.nodes["gpus"].astype(np.float64)
-        self.healthy = _per_node(table["present"][mine], node, n)
-        self.allocated = _per_node(held, node, n)
-        live = reporting(table["present"][mine], node, self.state)
-        util = _per_node(_live_gauge(gpus, "DCGM_FI_DEV_GPU_UTIL", mine, live), node, n)
-        self.utilization = util / np.maximum(_per_node(live, node, n), 1.0)
-        temperature = _live_gauge(gpus, "DCGM_FI_DEV_GPU_TEMP", mine, live)
-        self.temperature_c = _max_per_node(temperature, node, n)
-        self.power_w = _per_node(_live_gauge(gpus, "DCGM_FI_DEV_POWER_USAGE", mine, live), node, n)
-        xid = _live_gauge(gpus, "DCGM_FI_DEV_XID_ERRORS", mine, live)
-        self.last_xid = _max_per_node(xid, node, n)
+        self.gpus, self.healthy, self.allocated, live = (np.zeros(n) for _ in range(4))
+        busy, self.power_w, self.last_xid = np.zeros(n), np.zeros(n), np.zeros(n)
+        self.temperature_c = np.full(n, np.nan)
+        measured = np.zeros(n, np.bool_)
+        self.pool = np.full(n, -1, np.int64)
+        for kind, (utilization, temperature, power) in DEVICE_GAUGES.items():
+            devices = fleet.devices[kind]
+            table = devices.table
+            mine = _rows_of(table["node"], only)
+            node = table["node"][mine]
+            reports = reporting(table["present"][mine], node, self.state)
+            self.gpus += _per_node(np.ones(node.shape), node, n)
+            self.healthy += _per_node(table["present"][mine], node, n)
+            live += _per_node(reports, node, n)
+            busy += _per_node(_live_gauge(devices, utilization, mine, reports), node, n)
+            if temperature is not None and power is not None:
+                hottest = _max_per_node(_live_gauge(devices, temperature, mine, reports), node, n)
+                has = _per_node(reports, node, n) > 0
+                self.temperature_c = np.where(
+                    has, np.fmax(self.temperature_c, hottest), self.temperature_c
+                )
+                measured |= has
+                self.power_w += _per_node(_live_gauge(devices, power, mine, reports), node, n)
+            if kind in world.pools.owner:
+                owner = world.pools.owners(kind)[: len(table)][mine]
+                self.allocated += _per_node(owner >= 0, node, n)
+                pools = np.where(owner >= 0, world.pools.replicas["pool"][np.maximum(owner, 0)], -1)
+                np.maximum.at(self.pool, node, pools.astype(np.int64))
+            if kind == "gpu":
+                xid = _live_gauge(devices, "DCGM_FI_DEV_XID_ERRORS", mine, reports)
+                self.last_xid = _max_per_node(xid, node, n)
+        self.utilization = busy / np.maximum(live, 1.0)
+        self.power_w = np.where(measured, self.power_w, np.nan)
         nic_node = fleet.devices["nic"].table["node"][: len(nic_gbps)]
         nics = _rows_of(nic_node, only)
         self.nic_gbps = _per_node(nic_gbps[: len(nic_node)][nics], nic_node[nics], n)
-        pool_of_gpu = np.where(held, world.pools.replicas["pool"][np.maximum(owner, 0)], -1)
-        self.pool = np.full(n, -1, np.int64)
-        np.maximum.at(self.pool, node, pool_of_gpu.astype(np.int64))
         self.pool_names = list(world.pools.pools)
 
     def _text(self, key: str) -> list[str]:
@@ -139,8 +168,8 @@ class NodeTable:
             "healthy": int(self.healthy[r]),
             "allocated": int(self.allocated[r]),
             "utilization": round(float(self.utilization[r]), 1),
-            "temperature_c": round(float(self.temperature_c[r]), 1),
-            "power_w": round(float(self.power_w[r]), 1),
+            "temperature_c": _measured(self.temperature_c[r]),
+            "power_w": _measured(self.power_w[r]),
             "last_xid": int(self.last_xid[r]),
             "nic_gbps": round(float(self.nic_gbps[r]), 2),
             "pool": self.pool_names[pool] if pool >= 0 else "",

@@ -20,15 +20,12 @@ from protocols.messages import (
 from sim.aggregate import MEASURED, merge_rack_totals, rack_totals
 from sim.control import NODE_STATES, STATE_INDEX, reporting
 from sim.fleet_state import NODE_KINDS, DeviceTable
-from sim.node_table import NodeTable, nodes_page
+from sim.node_table import GPU_GAUGES, LPU_GAUGES, NodeTable, nodes_page
 from sim.pools import READY, WARMING
 from sim.world import PoolFigures, TickReport, World
 
 HEALTH_WARNING_C = 85.0
 """A rack with a GPU this hot shows as a warning."""
-GPU_GAUGES = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE")
-LPU_GAUGES = ("utilization", "temperature_c", "power_w")
-"""Each kind's utilisation, temperature and power, as its telemetry names them."""
 
 
 def _finite(value: float) -> float:

@@ -66,3 +66,17 @@ def test_with_no_core_the_header_says_how_to_start_one() -> None:
         " waiting for the core's first state… none running? start one: "
         f"aidc core --broker {URL} --site f1"
     )
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+async def test_route_weights_fit_with_bars_only_where_there_is_room(width: int) -> None:
+    app = fed()
+    async with app.run_test(size=(width, 24)) as pilot:
+        await app.action_view("pools")
+        table = app.screen.query_one("#routes", Table)
+        await until(pilot, lambda: table.row_count)
+        await pilot.pause()
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= width
+        weights = [str(table.get_cell(key, "weights")) for key in table.keys]
+        assert all(w.rstrip().endswith("%") for w in weights), weights
+        assert all(("█" in w or "░" in w) == (width >= 120) for w in weights), weights

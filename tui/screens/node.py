@@ -232,14 +232,14 @@ class NodeView(NodeActionsView):
         parts.append(Text(state, style=STATE_STYLES.get(state, "bold")))
         devices = len(self.devices())
         if "allocated" in detail and "healthy" in detail:
-            parts.append(
-                Text(f"GPUs {detail['allocated']} allocated / {detail['healthy']} healthy")
-            )
+            noun = {"lpu": "LPU chips", "switch": "ports"}.get(self.kind_of(self.node), "GPUs")
+            allocated, healthy = detail["allocated"], detail["healthy"]
+            parts.append(Text(f"{noun} {allocated} allocated / {healthy} healthy"))
         else:
             parts.append(Text(f"{devices} GPUs"))
         if detail.get("pool"):
             parts.append(Text(f"pool {detail['pool']}", style="cyan"))
-        if "power_w" in detail:
+        if detail.get("power_w") is not None:
             parts.append(Text(fmt.watts(float(detail["power_w"]))))
         if self.problem:
             parts.append(Text(self.problem, style="bold red"))

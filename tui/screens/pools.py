@@ -52,6 +52,9 @@ POOL_DROP = (
 )
 """The pools table's columns a narrow terminal drops, first to last."""
 BAR = 10
+WIDE_ROUTES = 120
+"""Terminals at least this wide show route weights as bars too."""
+ROUTE_COLUMNS = (("model", "MODEL"), ("weights", "WEIGHTS"), ("source", "SOURCE"))
 
 
 def _right(text: str, style: str = "") -> Text:
@@ -91,17 +94,18 @@ def pool_cells(pool: PoolState) -> list[str | Text]:
     ]
 
 
-def route_cells(states: PoolStates, model: str) -> list[str | Text]:
-    """A model's split as bars, and whether it is the core's even default."""
+def route_cells(states: PoolStates, model: str, bar: int = BAR) -> list[str | Text]:
+    """A model's split as bars `bar` cells wide (none at 0), and whether it is the core's even
+    default."""
     split = current_split(states, model)
     explicit = any(r.model == model for r in states.routes)
     bars = Text()
     for pool, weight in split.items():
-        filled = round(weight / 100 * BAR)
+        filled = round(weight / 100 * bar)
         bars.append(f"{pool} ")
         bars.append("█" * filled, style="cyan")
-        bars.append("░" * (BAR - filled), style="dim")
-        bars.append(f" {weight:.4g}%   ")
+        bars.append("░" * (bar - filled) + " " * bool(bar), style="dim")
+        bars.append(f"{weight:.4g}%   ")
     return [model, bars, "route" if explicit else Text("even (default)", style="dim")]
 
 
@@ -122,9 +126,6 @@ class PoolsView(View):
         yield Table(id="routes")
 
     def on_mount(self) -> None:
-        self.query_one("#routes", Table).set_columns(
-            [("model", "MODEL"), ("weights", "WEIGHTS"), ("source", "SOURCE")]
-        )
         super().on_mount()
         self.query_one("#pools", Table).focus()
 
@@ -135,7 +136,9 @@ class PoolsView(View):
         rows = [(p.pool, pool_cells(p)) for p in states.pools]
         self.query_one("#pools", Table).show_fitted(POOL_COLUMNS, rows, POOL_DROP)
         models = list(dict.fromkeys(p.model for p in states.pools))
-        self.query_one("#routes", Table).show_rows([(m, route_cells(states, m)) for m in models])
+        bar = BAR if self.app.size.width >= WIDE_ROUTES else 0
+        routes = [(m, route_cells(states, m, bar)) for m in models]
+        self.query_one("#routes", Table).show_fitted(ROUTE_COLUMNS, routes, ("source",))
 
     def _pool(self) -> PoolState | None:
         name = self.query_one("#pools", Table).cursor_key
