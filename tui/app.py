@@ -18,7 +18,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
-from protocols.commands import Drain, OperatorCommand, Reply
+from protocols.commands import Cordon, Drain, OperatorCommand, Reply
 from protocols.endpoint import Endpoint
 from tui.bridge import Bridge, CommandFailed
 from tui.collector import IdleCollector
@@ -269,24 +269,29 @@ class AidcApp(App[None]):
                 self.action_help()
         elif isinstance(parsed, GoTo):
             await self.open(parsed)
-        elif not self.read_only and (unknown := await self._unknown_node(parsed.command)):
+        elif not self.read_only and (unknown := await self._refusal(parsed.command)):
             self.say(f"Refused: {action(parsed.command)}: {unknown}", "error")
         elif isinstance(parsed.command, Drain) and not self.read_only:
             self.drain_dialog(parsed.command)
         else:
             self.send(parsed.command)
 
-    async def _unknown_node(self, command: OperatorCommand) -> str | None:
-        """Why the core would refuse a node the command names, asked before any dialog opens;
-        None if it knows them all, or is not online to ask (the command's reply will say)."""
+    async def _refusal(self, command: OperatorCommand) -> str | None:
+        """Why the core would refuse a node the command names (one it does not know, or a
+        switch to cordon or drain), asked before any dialog opens; None if it would not, or
+        is not online to ask (the command's reply will say)."""
         nodes = getattr(command, "nodes", None) or [getattr(command, "target", None)]
         nodes = [n for n in dict.fromkeys(nodes) if n]
         if not nodes or self.bridge.fleet.core_state() != "online":
             return None
         asked = [self.bridge.query("node", node=node) for node in nodes]
-        for result in await asyncio.gather(*asked, return_exceptions=True):
-            if isinstance(result, CommandFailed):
-                return str(result)
+        answers = await asyncio.gather(*asked, return_exceptions=True)
+        for node, known in zip(nodes, answers, strict=True):
+            if isinstance(known, CommandFailed):
+                return str(known)
+            holds = isinstance(command, Cordon | Drain)
+            if holds and isinstance(known, dict) and known.get("kind") == "switch":
+                return f"{node} is a switch, which carries no replicas"
         return None
 
     def drain_dialog(self, drain: Drain) -> None:

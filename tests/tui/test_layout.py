@@ -80,3 +80,13 @@ async def test_route_weights_fit_with_bars_only_where_there_is_room(width: int) 
         weights = [str(table.get_cell(key, "weights")) for key in table.keys]
         assert all(w.rstrip().endswith("%") for w in weights), weights
         assert all(("█" in w or "░" in w) == (width >= 120) for w in weights), weights
+
+
+async def test_a_dialog_fits_an_80_column_terminal() -> None:
+    app = fed()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.action_view("pools")
+        await pilot.pause()
+        await pilot.press("s")
+        cancel = app.screen.query_one("#cancel")
+        assert cancel.region.right <= 80, cancel.region

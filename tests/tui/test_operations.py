@@ -206,10 +206,16 @@ async def test_bad_command_mode_input_is_explained(site: Endpoint) -> None:
             assert expected in text, (line, text)
             assert severity == "error"
             assert app.screen is before, f"{line!r} opened {app.screen}"
-        for line in ("cordon r999-n99", "drain r001-n01 r999-n99", "fault r999-n99 xid code=79"):
+        refused = {
+            "cordon r999-n99": "unknown node r999-n99",
+            "drain r001-n01 r999-n99": "unknown node r999-n99",
+            "fault r999-n99 xid code=79": "unknown node r999-n99",
+            "drain leaf01": "leaf01 is a switch, which carries no replicas",
+        }
+        for line, why in refused.items():
             await command_mode(pilot, line)
             await until(pilot, lambda: app.said[-1][0].startswith("Refused"))
-            assert last_said(app)[0].endswith(": unknown node r999-n99")
+            assert last_said(app)[0].endswith(f": {why}")
             assert app.screen is before, f"{line!r} opened {app.screen}"
         assert app.answers == []
         await command_mode(pilot, "cordon r001-n01")

@@ -53,7 +53,7 @@ def cell(key: str, row: Mapping[str, Any]) -> str | Text:
     """One node field as the table shows it."""
     value = row.get(key)
     if value is None:
-        return fmt.DASH
+        return Text(fmt.DASH, justify="right")
     if key == "state":
         return Text(str(value), style=STATE_STYLES.get(str(value), ""))
     if key == "gpus":
