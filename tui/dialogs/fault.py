@@ -86,7 +86,8 @@ class FaultDialog(Form[InjectFault]):
 
     def _help(self, kind: str) -> str:
         takes = example(kind, self.node_kind)
-        return f"a {self.node_kind} node takes e.g. {takes}" if takes else "no parameters"
+        target = {"switch": "a switch", "lpu": "an LPU node"}.get(self.node_kind, "a GPU node")
+        return f"{target} takes e.g. {takes}" if takes else "no parameters"
 
     def on_select_changed(self, event: Select.Changed) -> None:
         kind = str(event.value)
