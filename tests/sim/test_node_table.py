@@ -9,8 +9,8 @@ from sim.node_table import nodes_page
 from sim.views import Views
 from sim.world import World
 from tests.sim.test_pools import hgx_rack
-from tests.sim.test_rack_view import network_rack, report
-from tests.sim.test_world import lpu_rack, run, site
+from tests.sim.test_rack_view import mixed_site
+from tests.sim.test_world import run, site
 
 
 def with_nics(world: World) -> World:
@@ -87,13 +87,7 @@ def test_node_detail_lists_devices_and_nics() -> None:
 
 
 def test_lpu_nodes_and_switches_count_their_own_devices() -> None:
-    world = site()
-    world.fleet.on_birth(lpu_rack("l0"), 0.0)
-    world.fleet.on_birth(network_rack("net01"), 0.0)
-    fleet = world.fleet
-    report(fleet.devices["lpu"], utilization=50.0, temperature_c=97.0, power_w=375.0)
-    report(fleet.devices["port"], utilization=np.array([10.0, 20, 30, 40, 0, 0, 0, 0]))
-    _, t = run(world, 0.0, 1.0)
+    world, t = mixed_site()
     rows = {r["node"]: r for r in nodes_page(world, query(limit=1000), t, np.zeros(0))["nodes"]}
     chips = next(r for r in rows.values() if r["kind"] == "lpu")
     assert (chips["gpus"], chips["healthy"]) == (8, 8)

@@ -6,6 +6,7 @@ from protocols.codec import arrays
 from protocols.messages import Birth, NodeInventory, PortInfo
 from sim.fleet_state import DeviceTable
 from sim.views import Views
+from sim.world import World
 from tests.sim.test_world import lpu_rack, run, site
 
 
@@ -22,7 +23,9 @@ def report(devices: DeviceTable, **gauges: float | np.ndarray) -> None:
         devices.table["gauges"][devices.gauges.index(name)] = value
 
 
-def test_racks_count_gpus_lpu_chips_and_switches() -> None:
+def mixed_site() -> tuple[World, float]:
+    """Two GPU racks, an LPU rack whose chips are half busy at 97 C and 375 W, and a network
+    rack of two switches with ports 10-40% busy on the first; the time a tick later."""
     world = site()
     world.fleet.on_birth(lpu_rack("l0"), 0.0)
     world.fleet.on_birth(network_rack("net01"), 0.0)
@@ -30,6 +33,11 @@ def test_racks_count_gpus_lpu_chips_and_switches() -> None:
     report(fleet.devices["lpu"], utilization=50.0, temperature_c=97.0, power_w=375.0)
     report(fleet.devices["port"], utilization=np.array([10.0, 20, 30, 40, 0, 0, 0, 0]))
     _, t = run(world, 0.0, 1.0)
+    return world, t
+
+
+def test_racks_count_gpus_lpu_chips_and_switches() -> None:
+    world, t = mixed_site()
     message = Views(world).racks(t)
     record = arrays(message, "columns")
     assert record is not None

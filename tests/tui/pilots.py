@@ -8,6 +8,7 @@ from textual.pilot import Pilot
 
 from protocols.endpoint import Endpoint
 from tui.app import AidcApp
+from tui.screens.node import NodeView
 
 SIZE = (160, 50)
 
@@ -31,6 +32,20 @@ def last_said(app: AidcApp) -> tuple[str, str]:
     """The latest notification (text, severity)."""
     assert app.said, "the console said nothing"
     return app.said[-1]
+
+
+async def second_node_page(pilot: Pilot[None], reads: int) -> NodeView:
+    """From the nodes view once it has loaded: the second node's page, read `reads` times."""
+    app = pilot.app
+    assert isinstance(app, AidcApp)
+    await until(pilot, lambda: app.views["nodes"].loaded)  # type: ignore[attr-defined]
+    await pilot.press("down", "enter")
+    await until(pilot, lambda: isinstance(app.screen, NodeView) and app.screen.detail)
+    view = app.screen
+    assert isinstance(view, NodeView)
+    for _ in range(reads):
+        await view.load().wait()
+    return view
 
 
 @contextlib.asynccontextmanager

@@ -2,11 +2,14 @@
 its target can take, with parameters that fit it (`port=` on a switch), and keeps them
 fitting when the kind changes."""
 
+from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Input, Label, Select, Switch
 
 from protocols.commands import Cordon
 from tests.tui.constructed import fed
 from tests.tui.pilots import SIZE
+from tui.app import AidcApp
 from tui.dialogs.autoscale import AutoscaleDialog
 from tui.dialogs.confirm import Confirm
 from tui.dialogs.fault import FaultDialog
@@ -14,13 +17,18 @@ from tui.dialogs.form import Form
 from tui.dialogs.scale import ScaleDialog
 
 
+async def _from_pools(app: AidcApp, pilot: Pilot[None], key: str) -> Screen[object]:
+    """The dialog a key opens in the pools view."""
+    await app.action_view("pools")
+    await pilot.pause()
+    await pilot.press(key)
+    return app.screen
+
+
 async def test_an_unanswered_dialog_dies_with_its_view() -> None:
     app = fed()
     async with app.run_test(size=SIZE) as pilot:
-        await app.action_view("pools")
-        await pilot.pause()
-        await pilot.press("s")
-        assert isinstance(app.screen, ScaleDialog)
+        assert isinstance(await _from_pools(app, pilot, "s"), ScaleDialog)
         app.send(Cordon(id="c1", nodes=["r001-n01"]))
         await pilot.pause()
         assert isinstance(app.screen, Confirm)
@@ -79,10 +87,7 @@ async def test_an_lpu_node_is_offered_chip_faults() -> None:
 async def test_the_autoscaler_switch_says_on_or_off() -> None:
     app = fed()
     async with app.run_test(size=SIZE) as pilot:
-        await app.action_view("pools")
-        await pilot.pause()
-        await pilot.press("a")
-        dialog = app.screen
+        dialog = await _from_pools(app, pilot, "a")
         assert isinstance(dialog, AutoscaleDialog)
         said = dialog.query_one("#enabled-said", Label)
         switch = dialog.query_one("#enabled", Switch)

@@ -3,9 +3,11 @@ least needed parts and columns go first, and no figure is ever cut."""
 
 import pytest
 from rich.cells import cell_len
+from textual.pilot import Pilot
 
 from tests.tui.constructed import SUMMARY, fed, feed_site
 from tests.tui.pilots import until
+from tui.app import AidcApp
 from tui.fleet import Fleet
 from tui.screens.pools import POOL_COLUMNS
 from tui.widgets.header import overview
@@ -43,14 +45,20 @@ def test_wide_headers_show_everything() -> None:
         assert part in second
 
 
+async def _pools_table(app: AidcApp, pilot: Pilot[None], table_id: str) -> Table:
+    """A table of the pools view, once it has rows."""
+    await app.action_view("pools")
+    table = app.screen.query_one(f"#{table_id}", Table)
+    await until(pilot, lambda: table.row_count)
+    await pilot.pause()
+    return table
+
+
 @pytest.mark.parametrize(("width", "least"), [(80, 6), (120, 10), (200, len(POOL_COLUMNS))])
 async def test_the_pools_table_drops_columns_and_never_cuts_a_cell(width: int, least: int) -> None:
     app = fed()
     async with app.run_test(size=(width, 24)) as pilot:
-        await app.action_view("pools")
-        table = app.screen.query_one("#pools", Table)
-        await until(pilot, lambda: table.row_count)
-        await pilot.pause()
+        table = await _pools_table(app, pilot, "pools")
         assert len(table.columns) >= least
         assert sum(c.get_render_width(table) for c in table.columns.values()) <= width
         for key in table.keys:
@@ -72,10 +80,7 @@ def test_with_no_core_the_header_says_how_to_start_one() -> None:
 async def test_route_weights_fit_with_bars_only_where_there_is_room(width: int) -> None:
     app = fed()
     async with app.run_test(size=(width, 24)) as pilot:
-        await app.action_view("pools")
-        table = app.screen.query_one("#routes", Table)
-        await until(pilot, lambda: table.row_count)
-        await pilot.pause()
+        table = await _pools_table(app, pilot, "routes")
         assert sum(c.get_render_width(table) for c in table.columns.values()) <= width
         weights = [str(table.get_cell(key, "weights")) for key in table.keys]
         assert all(w.rstrip().endswith("%") for w in weights), weights

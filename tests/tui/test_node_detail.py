@@ -6,9 +6,8 @@ from typing import Any
 import pytest
 
 from tests.tui import constructed
-from tests.tui.pilots import SIZE, until
+from tests.tui.pilots import SIZE, second_node_page
 from tui import format as fmt
-from tui.app import AidcApp
 from tui.screens.node import NodeView
 from tui.widgets.table import Table
 
@@ -28,15 +27,8 @@ async def test_a_gpu_that_does_not_report_shows_dashes(monkeypatch: pytest.Monke
     monkeypatch.setattr(constructed, "node_detail", gpu_gone)
     app = constructed.fed()
     async with app.run_test(size=SIZE) as pilot:
-        assert isinstance(app, AidcApp)
         await pilot.press("2")
-        await until(pilot, lambda: app.views["nodes"].loaded)  # type: ignore[attr-defined]
-        await pilot.press("down", "enter")
-        await until(pilot, lambda: isinstance(app.screen, NodeView) and app.screen.detail)
-        view = app.screen
-        assert isinstance(view, NodeView)
-        for _ in range(3):
-            await view.load().wait()
+        view = await second_node_page(pilot, reads=3)
         cells = [str(cell).strip() for cell in view.query_one("#node-gpus", Table).get_row("2")]
         assert cells[:2] == ["2", "no"]
         assert cells[2:] == [fmt.DASH] * 6, "no readings, and a blank trend"

@@ -9,7 +9,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.tui.constructed import fed
-from tests.tui.pilots import SIZE, until
+from tests.tui.pilots import SIZE, second_node_page, until
 from tui.app import AidcApp
 from tui.screens.node import NodeView
 from tui.screens.nodes import NodesView
@@ -60,15 +60,7 @@ def test_nodes(snap_compare: Snap) -> None:
 
 def test_node_detail(snap_compare: Snap) -> None:
     async def sampled(pilot: Pilot[None]) -> None:
-        app = pilot.app
-        assert isinstance(app, AidcApp)
-        await until(pilot, lambda: app.views["nodes"].loaded)  # type: ignore[attr-defined]
-        await pilot.press("down", "enter")
-        await until(pilot, lambda: isinstance(app.screen, NodeView) and app.screen.detail)
-        view = app.screen
-        assert isinstance(view, NodeView)
-        for _ in range(15):
-            await view.load().wait()
+        await second_node_page(pilot, reads=15)
 
     assert snap_compare(fed(), terminal_size=SIZE, run_before=then("2", after=sampled))
 
