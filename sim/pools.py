@@ -147,6 +147,11 @@ class Pools:
             owner = self.owner[kind] = np.concatenate([owner, np.full(size - owner.shape[0], -1)])
         return owner
 
+    def has_hardware(self, pool: Pool) -> bool:
+        """Whether any device of the pool's hardware was ever born (device rows are never
+        reused, so a model once seen stays): a lookup, for every tick."""
+        return pool.spec.hardware in self.fleet.models.rows
+
     def capacity(self, pool: Pool) -> tuple[int, int]:
         """The devices of the pool's hardware the site has, and the most replicas they could
         ever hold (each within one domain), whatever their state or owner."""
@@ -293,7 +298,7 @@ class Pools:
 
     def _unplaced(self, pool: Pool, missing: int) -> str:
         spec = pool.spec
-        if not self.capacity(pool)[0]:
+        if not self.has_hardware(pool):
             return f"pool {spec.pool}: the site has no {spec.hardware}, so it stays empty"
         return (
             f"pool {spec.pool}: no room for {missing} more replica(s) of "

@@ -218,7 +218,7 @@ class Views:
                     requests_per_s=figures.arrivals_per_s,
                     goodput_rps=figures.goodput_rps,
                     requests_failed=figures.failed,
-                    has_hardware=world.pools.capacity(pool)[0] > 0,
+                    has_hardware=world.pools.has_hardware(pool),
                 )
             )
         routes = [RouteState(m, w) for m, w in world.control.routes.items()]

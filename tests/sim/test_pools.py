@@ -95,6 +95,8 @@ def test_a_pool_places_on_its_own_hardware_only_and_knows_its_ceiling() -> None:
     assert set(fleet.devices["gpu"].table["model"][used].tolist()) == {fleet.models.rows[H100]}
     absent = pools.add(PoolSpec("b200", "llama-3-1-70b", "NVIDIA B200", tensor_parallel=8))
     assert pools.capacity(absent) == (0, 0)
+    assert pools.has_hardware(pool)
+    assert not pools.has_hardware(absent)
 
 
 def test_unschedulable_devices_are_not_used() -> None:
