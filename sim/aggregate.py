@@ -27,6 +27,8 @@ def _rack_totals(
         out[r, 1] += healthy[i]
         out[r, 2] += cordoned[i]
         out[r, 3] += lost[i]
+        if lost[i]:  # what it last said is not a reading
+            continue
         if not np.isnan(utilization[i]):  # NaN: no reading
             out[r, 4] += utilization[i]
             out[r, 7] += 1.0
@@ -59,8 +61,9 @@ def rack_totals(
     power: npt.NDArray[np.floating],
 ) -> dict[str, F64]:
     """Per rack: devices, healthy, cordoned, lost, mean utilisation, hottest temperature, total
-    power and the devices with a utilisation reading, from one value per device; a NaN reading
-    (a device that does not report) is left out of its figure."""
+    power and the devices with a utilisation reading, from one value per device; the readings
+    of a lost device, and NaN readings, are left out of their figures. The arrays go to the
+    kernel as they are (no float64 copies: at 1M GPUs those cost more than the pass)."""
     n = rack.shape[0]
     arrays = (healthy, cordoned, lost, utilization, temperature, power)
     if any(a.shape != (n,) for a in arrays):
@@ -68,7 +71,7 @@ def rack_totals(
     if n and (rack.min() < 0 or rack.max() >= racks):
         raise ValueError(f"rack indices must lie in 0..{racks - 1}")
     out = np.zeros((racks, len(COLUMNS)))
-    kernel_args = [rack.astype(np.int64), *(a.astype(np.float64) for a in arrays), out]
+    kernel_args = [np.ascontiguousarray(rack), *(np.ascontiguousarray(a) for a in arrays), out]
     _rack_totals(*kernel_args)
     totals = {name: out[:, i] for i, name in enumerate(COLUMNS)}
     totals["utilization"] = totals["utilization"] / np.maximum(totals["reporting"], 1.0)

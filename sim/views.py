@@ -36,11 +36,6 @@ def _percentiles(values: tuple[float, float, float]) -> Percentiles:
     return Percentiles(*(_finite(v) for v in values))
 
 
-def _readings(values: np.ndarray, live: np.ndarray) -> np.ndarray:
-    """`values` where `live`, NaN (no reading) elsewhere."""
-    return np.where(live, values, np.float32(np.nan))
-
-
 def _gauges(devices: DeviceTable, row: int) -> dict[str, float]:
     """A device's latest gauges, by name."""
     return {name: float(devices.table["gauges"][i, row]) for i, name in enumerate(devices.gauges)}
@@ -148,17 +143,11 @@ class Views:
         present: np.ndarray,
         gauges: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> dict[str, np.ndarray]:
-        """Per-rack totals of devices on nodes `node_of`, each by its own state; the gauges
-        of a device that does not report are left out."""
+        """Per-rack totals of devices on nodes `node_of`, each by its own state (a device
+        that does not report is lost, and its gauges are left out)."""
         healthy, cordoned, lost = self._by_state(present, node_of, nodes)
-        return rack_totals(
-            len(self.world.fleet.racks),
-            self.world.fleet.nodes["rack"][node_of],
-            healthy,
-            cordoned,
-            lost,
-            *(_readings(gauge, ~lost) for gauge in gauges),
-        )
+        rack = self.world.fleet.nodes["rack"][node_of]
+        return rack_totals(len(self.world.fleet.racks), rack, healthy, cordoned, lost, *gauges)
 
     def _device_totals(
         self, nodes: np.ndarray, kind: str, gauges: tuple[str, str, str]

@@ -196,7 +196,8 @@ def p2c(seed, counts, pool_of_replica, ready, outstanding, decisions_per_replica
 
 
 def rack_totals(racks, rack, healthy, cordoned, lost, utilization, temperature, power):  # type: ignore[no-untyped-def]
-    """Per-rack sums, means and maxima, one device at a time, NaN readings left out."""
+    """Per-rack sums, means and maxima, one device at a time, lost devices' and NaN readings
+    left out."""
     names = ("devices", "healthy", "cordoned", "lost", "reporting")
     out = {name: [0.0] * racks for name in names}
     sums, hottest, watts = [0.0] * racks, [0.0] * racks, [0.0] * racks
@@ -205,6 +206,8 @@ def rack_totals(racks, rack, healthy, cordoned, lost, utilization, temperature, 
         out["healthy"][r] += float(healthy[i])
         out["cordoned"][r] += float(cordoned[i])
         out["lost"][r] += float(lost[i])
+        if lost[i]:
+            continue
         if not math.isnan(utilization[i]):
             sums[r] += float(utilization[i])
             out["reporting"][r] += 1

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.aggregate import merge_rack_totals, pool_totals, rack_totals
+from sim.aggregate import MEASURED, merge_rack_totals, pool_totals, rack_totals
 from tests import naive
 
 
@@ -50,11 +50,12 @@ def test_merged_kinds_total_as_one_kind(racks: int, gpus: int, chips: int, seed:
     a, b = random_devices(rng, racks, gpus), random_devices(rng, racks, chips)
     merged = merge_rack_totals(rack_totals(racks, *a), rack_totals(racks, *b))
     whole = rack_totals(racks, *(np.concatenate(pair) for pair in zip(a, b, strict=True)))
-    some = whole["devices"] > 0
+    read = whole["reporting"] > 0
     for name, values in whole.items():
+        some = read if name in MEASURED else whole["devices"] > 0
         np.testing.assert_allclose(merged[name][some], values[some], rtol=1e-12, err_msg=name)
-    assert np.isnan(merged["temperature_c"][~some]).all(), "no device: nothing measured"
-    assert np.isnan(merged["power_w"][~some]).all()
+    assert np.isnan(merged["temperature_c"][~read]).all(), "no device reports: nothing measured"
+    assert np.isnan(merged["power_w"][~read]).all()
 
 
 def test_a_kind_that_measures_no_temperature_or_power_leaves_them_to_the_others() -> None:
