@@ -1,1 +1,1 @@
-"""Device emulators and the async node agents and fleet runner (issue: device agents)."""
+"""Device emulators, the async node agents and the fleet runner."""

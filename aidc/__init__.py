@@ -1,3 +1,4 @@
-"""aidc's composition root: the command line, broker launch, and (later) demo and scenarios."""
+"""aidc's composition root: the command line, broker launch, the demo, record and replay, the
+DataCenter API, scenarios and the pytest plugin."""
 
 __version__ = "0.1.0"

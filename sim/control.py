@@ -97,9 +97,9 @@ class ControlPlane:
         self.journal = journal
         self.send_to_agent = send_to_agent
         self.speed = speed
+        """Simulated seconds per real second: agents report in real time."""
         self.lost = 0.0
         """Requests a drain could not re-route (no other ready replica)."""
-        """Simulated seconds per real second: agents report in real time."""
         desired = journal.desired()
         self.intents: dict[str, NodeIntent] = dict(desired.nodes)
         self.routes: dict[str, dict[str, float]] = dict(desired.routes)

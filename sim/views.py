@@ -222,7 +222,7 @@ class Views:
         if query.what == "commands":
             entries = self.world.control.journal.audit(limit=query.limit, offset=query.offset)
             return {"commands": [dataclasses.asdict(entry) for entry in entries]}
-        raise ValueError(f"query {query.what} is not answered yet")
+        raise ValueError(f"the views do not answer {query.what} queries (the service does)")
 
     def _live_rows(self, row: int, kind: str, states: np.ndarray) -> list[tuple[int, bool]]:
         """The rows of node `row`'s devices of `kind`, each with whether its samples are

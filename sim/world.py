@@ -1,5 +1,6 @@
-"""One site's simulation, tick by tick and without I/O: health, control, traffic, routing,
-serving, latency histograms, autoscaling, and the load each device is assigned."""
+"""One site's simulation, tick by tick: health, control, traffic, routing, serving, latency
+histograms, autoscaling, and the load each device is assigned. Its only I/O is the control
+plane's journal, which a tick writes when a drain ends or an autoscaler resizes a pool."""
 
 import math
 from dataclasses import dataclass, field
