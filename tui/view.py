@@ -62,9 +62,13 @@ class View(Screen[None]):
         self.fleet_changed(EVERYTHING)
 
     def fleet_changed(self, views: Set[str]) -> None:
-        """Repaint the header and whatever of this view depends on `views`."""
+        """Repaint the header and whatever of this view depends on `views`; nothing while its
+        widgets are still being composed (its mount paints everything)."""
+        headers = self.query(OverviewHeader)
+        if not headers:
+            return
         bridge = self.host.bridge
-        self.query_one(OverviewHeader).show(bridge.fleet, bridge.endpoint.url, self.host.read_only)
+        headers.first().show(bridge.fleet, bridge.endpoint.url, self.host.read_only)
         self.show(views)
 
     def show(self, views: Set[str]) -> None:

@@ -1,6 +1,6 @@
-"""Dialogs: one left unanswered dies with its view; the fault dialog offers only the faults
-its target can take, with parameters that fit it (`port=` on a switch), and keeps them
-fitting when the kind changes."""
+"""Dialogs: one left unanswered dies with its view (and a view still being composed is not
+painted); the fault dialog offers only the faults its target can take, with parameters that
+fit it (`port=` on a switch), and keeps them fitting when the kind changes."""
 
 from textual.pilot import Pilot
 from textual.screen import Screen
@@ -15,6 +15,8 @@ from tui.dialogs.confirm import Confirm
 from tui.dialogs.fault import FaultDialog
 from tui.dialogs.form import Form
 from tui.dialogs.scale import ScaleDialog
+from tui.screens.nodes import NodesView
+from tui.view import EVERYTHING
 
 
 async def _from_pools(app: AidcApp, pilot: Pilot[None], key: str) -> Screen[object]:
@@ -97,3 +99,9 @@ async def test_the_autoscaler_switch_says_on_or_off() -> None:
             switch.value = value
             await pilot.pause()
             assert str(said.render()) == words[value]
+
+
+async def test_a_view_still_being_composed_is_not_painted() -> None:
+    app = fed()
+    async with app.run_test(size=SIZE):
+        NodesView().fleet_changed(EVERYTHING)  # a repaint that lands before its widgets do
