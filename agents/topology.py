@@ -167,10 +167,12 @@ def load_site(path: Path, site: str | None = None) -> Site:
         raise TopologyError(f"cannot read topology {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise TopologyError(f"{path}: {error}") from None
-    return _parse(data, str(path), site)
+    return site_from_table(data, str(path), site)
 
 
-def _parse(data: dict[str, Any], where: str, site: str | None) -> Site:
+def site_from_table(data: dict[str, Any], where: str, site: str | None = None) -> Site:
+    """The site a parsed topology table describes (`where` names it in errors); `site`
+    overrides the table's."""
     unknown = set(data) - {"site", "racks", "fabric"}
     if unknown:
         raise TopologyError(f"{where}: unknown key {sorted(unknown)[0]!r} (site, racks, fabric)")

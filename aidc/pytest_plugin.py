@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from aidc.datacenter import DataCenter
+    from aidc.site.datacenter import DataCenter
     from protocols.endpoint import Endpoint
 
 try:
@@ -52,14 +52,14 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def broker(pytestconfig: pytest.Config) -> Iterator["Endpoint"]:
     """The broker of every data center in the session (started here unless a URL)."""
-    from aidc.brokers import broker as broker_for
+    from aidc.runtime.brokers import broker as broker_for
 
     with broker_for(pytestconfig.getoption("--aidc-broker")) as endpoint:
         yield endpoint
 
 
 async def _datacenter(request: pytest.FixtureRequest, endpoint: "Endpoint") -> AsyncIterator[Any]:
-    from aidc.datacenter import DataCenter
+    from aidc.site.datacenter import DataCenter
 
     marker = request.node.get_closest_marker(MARKER)
     args = marker.args if marker else ()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from agents.catalog import RACK_KINDS  # noqa: E402
 from agents.fleet import Fleet  # noqa: E402
 from agents.topology import Fabric, build_site  # noqa: E402
-from aidc.brokers import spawned_broker  # noqa: E402
+from aidc.runtime.brokers import spawned_broker  # noqa: E402
 from protocols.codec import encode  # noqa: E402
 from protocols.endpoint import Endpoint  # noqa: E402
 

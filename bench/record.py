@@ -29,9 +29,9 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aidc.brokers import spawned_broker  # noqa: E402
-from aidc.record import record  # noqa: E402
-from aidc.replay import replay, survey  # noqa: E402
+from aidc.commands.record import record  # noqa: E402
+from aidc.commands.replay import replay, survey  # noqa: E402
+from aidc.runtime.brokers import spawned_broker  # noqa: E402
 from protocols.endpoint import Endpoint  # noqa: E402
 from protocols.link import Link  # noqa: E402
 from protocols.messages import Summary  # noqa: E402

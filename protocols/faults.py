@@ -49,3 +49,7 @@ def fault_problem(
             said = ", ".join(f"{p}=" for p in takes) or "no parameters"
             return f"{fault} on {target} takes {said}, not {name}="
     return None
+
+
+DEVICE_FAULTS = tuple(sorted(kind for kind, hits in FAULT_DEVICES.items() if hits))
+"""The faults that hit one device: those a fleet injects at random (`--fault-rate`)."""

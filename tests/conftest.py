@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from aidc.brokers import spawned_broker
+from aidc.runtime.brokers import spawned_broker
 from protocols.endpoint import Endpoint
 
 BROKERS = ["mosquitto", "embedded"]

@@ -17,8 +17,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from aidc.acl import password_hash
-from aidc.brokers import free_port
+from aidc.commands.acl import password_hash
+from aidc.runtime.brokers import free_port
 from protocols.codec import decode_message
 from protocols.commands import Reply
 from protocols.endpoint import Endpoint

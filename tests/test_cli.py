@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aidc.brokers import BrokerError, free_port, parse_spawn_spec, spawned_broker
+from aidc.runtime.brokers import BrokerError, free_port, parse_spawn_spec, spawned_broker
 from protocols.endpoint import Endpoint, parse_broker_url
 from tests.mqtt import listening, wait_listening
 
@@ -116,7 +116,7 @@ def test_spawned_broker_on_a_busy_port_is_a_broker_error() -> None:
 
 
 def test_missing_mosquitto_is_a_clear_broker_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("aidc.brokers.MOSQUITTO_PATHS", ())
+    monkeypatch.setattr("aidc.runtime.brokers.MOSQUITTO_PATHS", ())
     monkeypatch.setenv("PATH", "/nonexistent")
     with (
         pytest.raises(BrokerError, match="mosquitto is not installed"),
@@ -237,7 +237,8 @@ def test_bad_broker_urls(url: str, reason: str) -> None:
 
 
 def test_password_comes_from_the_environment_or_a_file(tmp_path: Path) -> None:
-    from aidc.cli import broker_password, build_parser
+    from aidc.cli import build_parser
+    from aidc.commands.options import broker_password
 
     secret = tmp_path / "pw"
     secret.write_text("from-file\n")

@@ -60,3 +60,65 @@ def test_importing_the_lower_layers_loads_no_textual() -> None:
 def test_the_scan_sees_real_imports() -> None:
     assert any("msgspec" in names for names in imported_top_levels("protocols").values())
     assert any("protocols" in names for names in imported_top_levels("aidc").values())
+
+
+AIDC_ALLOWED = {
+    "aidc.runtime": {"aidc.errors"},
+    "aidc.site": {"aidc.errors", "aidc.runtime"},
+    "aidc.scenarios": {"aidc.errors", "aidc.runtime", "aidc.site"},
+    "aidc.pytest_plugin": {"aidc.errors", "aidc.runtime", "aidc.site"},
+    "aidc.commands": {"aidc", "aidc.errors", "aidc.runtime", "aidc.site", "aidc.scenarios"},
+    "aidc.cli": {"aidc", "aidc.errors", "aidc.runtime", "aidc.commands"},
+    "aidc.__main__": {"aidc.cli"},
+}
+"""Inside aidc/: runtime <- site <- scenarios <- commands <- cli; only __main__ imports cli."""
+
+
+def _aidc_imports() -> dict[str, set[str]]:
+    """Every aidc module (dotted name) and the aidc modules it imports, at any depth."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "aidc").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        found[module] = {name for name in names if name.split(".")[0] == "aidc"}
+    return {module: {n for n in names if n in found} for module, names in found.items()}
+
+
+def _area(module: str) -> str:
+    """The part of aidc/ a module belongs to: its subpackage, or itself at the top."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def test_aidc_subsystems_import_only_downwards() -> None:
+    imports = _aidc_imports()
+    assert set(AIDC_ALLOWED) - {"aidc.__main__"} <= {_area(m) for m in imports}
+    for module, names in imports.items():
+        area = _area(module)
+        if area in ("aidc", "aidc.errors"):
+            assert not {_area(n) for n in names} - {"aidc"}, f"{module} imports {names}"
+            continue
+        reached = {_area(name) for name in names} - {area}
+        assert reached <= AIDC_ALLOWED[area], f"{module} imports {sorted(reached)}"
+
+
+def test_aidc_has_no_import_cycles() -> None:
+    imports = _aidc_imports()
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join((*path, module))}"
+        if module in done:
+            return
+        for name in sorted(imports[module]):
+            visit(name, (*path, module))
+        done.add(module)
+
+    for module in sorted(imports):
+        visit(module, ())

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from aidc.brokers import free_port, spawned_broker
+from aidc.runtime.brokers import free_port, spawned_broker
 from protocols.codec import DEATH, decode_message, encode, encode_json
 from protocols.endpoint import Endpoint
 from protocols.link import Backoff, Link, LinkDown

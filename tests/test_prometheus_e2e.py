@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from aidc.brokers import free_port, spawned_broker
+from aidc.runtime.brokers import free_port, spawned_broker
 from tests.mqtt import spawn_aidc, wait_listening
 
 SITE = "prom1"

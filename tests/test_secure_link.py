@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aidc.brokers import free_port
+from aidc.runtime.brokers import free_port
 from protocols.endpoint import Endpoint, parse_broker_url
 from protocols.link import Backoff, Link
 from tests.mqtt import running, wait_listening

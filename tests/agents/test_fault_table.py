@@ -5,10 +5,11 @@ import pytest
 
 from agents.bank import DeviceBank
 from agents.gpu import GpuBank
+from agents.groups import RANDOM_FAULT_KINDS
 from agents.lpu import LpuBank
 from agents.nic import NicBank
 from agents.switch import SwitchBank
-from protocols.faults import DEVICE_PARAMS, FAULT_DEVICES, FAULT_PARAMS
+from protocols.faults import DEVICE_FAULTS, DEVICE_PARAMS, FAULT_DEVICES, FAULT_PARAMS
 
 
 @pytest.mark.parametrize(
@@ -19,3 +20,7 @@ def test_each_bank_takes_what_the_table_says(device: str, bank: type[DeviceBank]
     assert set(bank.faults) == {kind for kind, hits in FAULT_DEVICES.items() if device in hits}
     for kind, spec in bank.faults.items():
         assert set(spec) == set(FAULT_PARAMS[kind]), kind
+
+
+def test_the_faults_a_fleet_draws_at_random_are_the_tables_device_faults() -> None:
+    assert list(DEVICE_FAULTS) == RANDOM_FAULT_KINDS

@@ -14,7 +14,7 @@ import pytest
 
 from agents.fleet import Fleet
 from agents.topology import generated_site
-from aidc.brokers import free_port, spawned_broker
+from aidc.runtime.brokers import free_port, spawned_broker
 from protocols.codec import arrays, decode_message, encode
 from protocols.columns import GpuLoad, layout
 from protocols.commands import ClearFault, InjectFault, Rebirth

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aidc.children import Child
+from aidc.runtime.children import Child
 
 CRASH = """
 import asyncio

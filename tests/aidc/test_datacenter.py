@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from aidc.datacenter import DataCenter, WaitTimeout
+from aidc.site.datacenter import DataCenter, WaitTimeout
 from protocols.commands import Drain
 from protocols.endpoint import Endpoint
 from sim.pools import PoolSpec

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import sim
-from aidc.demo import kernels_cached
+from aidc.commands.demo import kernels_cached
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--racks", "1", "--rack-kind", "hgx-h100", "--speed", "20"]

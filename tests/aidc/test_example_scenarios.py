@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from aidc.scenario import run_scenario
-from aidc.scenario_file import load_scenario
+from aidc.scenarios.loader import load_scenario
+from aidc.scenarios.runner import run_scenario
 from protocols.endpoint import Endpoint
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "scenarios").glob("*.toml"))

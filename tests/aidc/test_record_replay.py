@@ -17,7 +17,7 @@ import aiomqtt
 import msgspec
 import pytest
 
-from aidc.brokers import free_port, spawned_broker
+from aidc.runtime.brokers import free_port, spawned_broker
 from protocols.codec import COMMAND, CORE_STATUS, encode, encode_json
 from protocols.commands import Cordon, Query
 from protocols.endpoint import Endpoint

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from aidc.actions import ChangeTraffic, SendCommand
-from aidc.conditions import EventHappened, Figures, NodeIs
-from aidc.scenario_file import ScenarioError, load_scenario
+from aidc.scenarios.actions import ChangeTraffic, SendCommand
+from aidc.scenarios.conditions import EventHappened, Figures, NodeIs
+from aidc.scenarios.loader import ScenarioError, load_scenario
 
 GOOD = """\
 name = "good"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aidc.brokers import QUEUED_PER_CLIENT, free_port, spawned_broker
+from aidc.runtime.brokers import QUEUED_PER_CLIENT, free_port, spawned_broker
 from protocols.codec import decode_message, encode
 from protocols.commands import OperatorCommand, Query, Reply
 from protocols.endpoint import Endpoint

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from agents.catalog import GROQ_LPU, INLET_C
-from aidc.brokers import spawned_broker
+from aidc.runtime.brokers import spawned_broker
 from protocols.codec import arrays, decode_message, encode
 from protocols.commands import Command, InjectFault, Query, Reply
 from protocols.endpoint import Endpoint

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from aidc.brokers import spawned_broker
+from aidc.runtime.brokers import spawned_broker
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import PoolStates, Summary

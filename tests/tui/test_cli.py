@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from aidc.brokers import free_port
+from aidc.runtime.brokers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

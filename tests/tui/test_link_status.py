@@ -1,7 +1,7 @@
 """The console when the broker or the core is away: the header says so, the console keeps
 retrying and reconnects, malformed messages are counted and dropped, and nothing crashes."""
 
-from aidc.brokers import free_port, spawned_broker
+from aidc.runtime.brokers import free_port, spawned_broker
 from protocols.codec import encode
 from protocols.endpoint import Endpoint
 from protocols.link import Link

@@ -10,8 +10,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from aidc.datacenter import DataCenter
-from aidc.state import State
+from aidc.site.datacenter import DataCenter
+from aidc.site.state import State
 from protocols.columns import RackColumns, layout
 from protocols.messages import NodeState, Percentiles, PoolState, Summary, SwitchState
 

@@ -1,7 +1,7 @@
-"""`aidc scenario run FILE...` runs scenario files and prints each step as it passes or fails,
-then a summary (exit code 1 if any failed; `--junit FILE` writes JUnit XML too);
-`aidc scenario check FILE...` only reads them. A malformed file is one line per problem and
-exit code 2, before anything runs."""
+"""Scenario files run one after another, as `aidc scenario run FILE...` does: each step
+printed as it passes or fails, then a summary (exit code 1 if any failed; `--junit FILE`
+writes JUnit XML too); `aidc scenario check FILE...` only reads them. A malformed file is
+one line per problem and exit code 2, before anything runs."""
 
 import argparse
 import asyncio
@@ -12,11 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from agents.topology import Site
-from aidc.brokers import BrokerError, parse_spawn_spec
-from aidc.cli import broker_password, run_until_signalled
-from aidc.junit import junit_xml
-from aidc.scenario import ScenarioResult, StepResult, run_scenario
-from aidc.scenario_file import Scenario, ScenarioError, load_scenario
+from aidc.runtime.brokers import BrokerError, parse_spawn_spec
+from aidc.runtime.signals import run_until_signalled
+from aidc.scenarios.junit import junit_xml
+from aidc.scenarios.loader import ScenarioError, load_scenario
+from aidc.scenarios.model import Scenario
+from aidc.scenarios.runner import ScenarioResult, StepResult, run_scenario
 from protocols.endpoint import Endpoint, parse_broker_url
 
 MARKS = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
@@ -24,16 +25,17 @@ QUIET = ("aidc.link", "aidc.core", "aidc.agents", "aidc.client")
 """Loggers whose connection news would interleave with the steps."""
 
 
-def run(args: argparse.Namespace) -> int:
-    """Check, then (for `run`) run every file; the exit code."""
+def run_files(args: argparse.Namespace, password: str | None) -> int:
+    """Check, then (for `run`) run every file, on a broker that takes `password`; the exit
+    code."""
     try:
-        return _run(args)
+        return _run(args, password)
     except BrokenPipeError:  # `aidc scenario run ... | head`: the reader has gone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, password: str | None) -> int:
     scenarios, broken = [], []
     for path in args.files:
         try:
@@ -53,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.site:
         scenarios = [replace(s, site=replace(s.site, site=args.site)) for s in scenarios]
     results: list[ScenarioResult] = []
-    broker = _broker(args)
+    broker = _broker(args, password)
     run_until_signalled(_run_all(scenarios, broker, args.speed, results))
     _write_junit(args.junit, results, [])
     interrupted = len(results) < len(scenarios)
@@ -63,11 +65,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
-def _broker(args: argparse.Namespace) -> str | Endpoint:
+def _broker(args: argparse.Namespace, password: str | None) -> str | Endpoint:
     """A spec to start a broker per scenario from, or the external broker's endpoint."""
     if parse_spawn_spec(args.broker) is not None:
         return str(args.broker)
-    return parse_broker_url(args.broker, password=broker_password(args), ca_file=args.ca_file)
+    return parse_broker_url(args.broker, password=password, ca_file=args.ca_file)
 
 
 async def _run_all(

@@ -2,16 +2,59 @@
 
 import argparse
 import contextlib
+from typing import TYPE_CHECKING
 
-from aidc.brokers import broker
+from aidc.commands.options import (
+    Subcommands,
+    add_broker_options,
+    add_metrics_options,
+    add_speed_option,
+    broker_password,
+    positive,
+)
 from aidc.errors import UsageError
-from sim.clock import RealClock
-from sim.journal import JournalError
-from sim.service import CoreService
+from aidc.runtime.brokers import broker
+from aidc.runtime.signals import run_until_signalled
+
+if TYPE_CHECKING:
+    from sim.service import CoreService
+
+
+def add_parser(sub: Subcommands) -> None:
+    """`aidc core`."""
+    core = sub.add_parser(
+        "core",
+        help="run the simulation core and control plane",
+        description="Simulate the site's inference traffic on the fleet the agents report, "
+        "and carry out operator commands.",
+    )
+    add_broker_options(core)
+    core.add_argument("--seed", type=int, default=0, help="traffic and routing seed (default 0)")
+    core.add_argument(
+        "--tick", type=positive(float), default=1.0, metavar="S", help="seconds a tick (default 1)"
+    )
+    add_speed_option(core)
+    core.add_argument(
+        "--state-db",
+        metavar="FILE",
+        help="SQLite journal of desired state and commands, kept across restarts",
+    )
+    add_metrics_options(core)
+    core.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the core until signalled."""
+    return run_until_signalled(run_core(args, broker_password(args)))
 
 
 async def run_core(args: argparse.Namespace, password: str | None) -> None:
-    """Run the core until cancelled."""
+    """Run the core until cancelled (the simulation is imported only now: `aidc --help` and
+    the other subcommands do not wait for numba)."""
+    from sim.clock import RealClock
+    from sim.journal import JournalError
+    from sim.service import CoreService
+
     with broker(args.broker, password=password, ca_file=args.ca_file) as endpoint:
         try:
             core = CoreService(
@@ -38,7 +81,7 @@ async def run_core(args: argparse.Namespace, password: str | None) -> None:
 
 
 async def _serve_metrics(
-    stack: contextlib.AsyncExitStack, core: CoreService, args: argparse.Namespace
+    stack: contextlib.AsyncExitStack, core: "CoreService", args: argparse.Namespace
 ) -> str:
     """Serve the core's Prometheus metrics until the stack closes; what the start line adds."""
     from sim.metrics import CoreMetrics

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import aiomqtt
 import msgspec
 
-from aidc.state import State
+from aidc.site.state import State
 from protocols import codec
 from protocols.codec import encode
 from protocols.commands import OperatorCommand, Reply

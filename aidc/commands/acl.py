@@ -18,6 +18,15 @@ import os
 import secrets
 from pathlib import Path
 
+from aidc.commands.agents import CONNECTIONS, agent_ids
+from aidc.commands.options import (
+    DEFAULT_SITE,
+    RACK_KIND_NAMES,
+    Subcommands,
+    add_site_source_options,
+    positive,
+    site_id,
+)
 from aidc.errors import UsageError
 
 ROLES = ("operator", "viewer", "core", "agent")
@@ -90,8 +99,28 @@ def write_acl(directory: Path, site: str, agents: list[str], port: int) -> dict[
     return passwords
 
 
-def run_acl(args: argparse.Namespace, agents: list[str]) -> int:
+def add_parser(sub: Subcommands) -> None:
+    """`aidc acl`."""
+    acl = sub.add_parser(
+        "acl",
+        help="write a mosquitto password file and ACL for a site's roles",
+        description="Write passwd, acl and mosquitto.conf for the roles operator (reads, "
+        "commands), viewer (reads state), core (everything) and one login per agent (speaks "
+        "only for itself). Passwords come from AIDC_ACL_<ROLE>_PASSWORD or are generated, "
+        "and are written to OUT/secrets/.",
+    )
+    acl.add_argument("--site", type=site_id, default=DEFAULT_SITE, help="site id (default dc1)")
+    acl.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
+    acl.add_argument("--port", type=positive(int), default=1883, help="listener port (1883)")
+    add_site_source_options(acl, "N racks")
+    acl.add_argument("--rack-kind", choices=RACK_KIND_NAMES, default="nvl72")
+    acl.add_argument("--connection", choices=CONNECTIONS, default="rack")
+    acl.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
     """Write the files for `aidc acl` and say where they are and how to use them."""
+    agents = agent_ids(args)
     directory: Path = args.out
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory} exists and is not a directory")

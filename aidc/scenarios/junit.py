@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from aidc.scenario import ScenarioResult
+from aidc.scenarios.runner import ScenarioResult
 
 
 def junit_xml(results: Sequence[ScenarioResult], broken: Sequence[tuple[Path, str]] = ()) -> str:

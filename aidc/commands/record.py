@@ -12,9 +12,10 @@ from typing import BinaryIO
 import aiomqtt
 
 from aidc import __version__
-from aidc.cli import attach, run_until_signalled
-from aidc.console import StatusLine, byte_size, duration
+from aidc.commands.options import DEFAULT_TUI_BROKER, Subcommands, add_broker_options, attach
 from aidc.errors import UsageError
+from aidc.runtime.console import StatusLine, byte_size, duration
+from aidc.runtime.signals import run_until_signalled
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.recording import RecordedMessage, RecordingHeader, RecordingWriter
@@ -25,7 +26,22 @@ FLUSH_S = 0.2
 STATUS_EVERY_S = 1.0
 
 
-def main(args: argparse.Namespace) -> int:
+def add_parser(sub: Subcommands) -> None:
+    """`aidc record`."""
+    record = sub.add_parser(
+        "record",
+        help="record every message of a site to a file",
+        description="Append every message of a site (its time, topic, payload, QoS and "
+        "retain flag) to a recording file until Ctrl-C; a crash leaves the file readable.",
+    )
+    add_broker_options(record, broker=DEFAULT_TUI_BROKER)
+    record.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="FILE", help="a new file to write"
+    )
+    record.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
     """Record until signalled; the exit code."""
     endpoint = attach(args, "record")
     try:

@@ -9,15 +9,29 @@ from typing import Any
 import aiomqtt
 import msgspec
 
-from aidc.brokers import broker
+from aidc.commands.options import Subcommands, add_broker_options, broker_password
+from aidc.runtime.brokers import broker
+from aidc.runtime.signals import run_until_signalled
 from protocols.codec import arrays, decode_message
 from protocols.columns import Columns
 from protocols.errors import MessageError
 from protocols.link import Link
 from protocols.topics import ROOT
 
-log = logging.getLogger("aidc.watch")
+log = logging.getLogger("aidc.commands.watch")
 _json = msgspec.json.Encoder()
+
+
+def add_parser(sub: Subcommands) -> None:
+    """`aidc watch`."""
+    watch = sub.add_parser("watch", help="print every message of a site, decoded, as JSON lines")
+    add_broker_options(watch)
+    watch.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the site's messages until signalled."""
+    return run_until_signalled(watch(args, broker_password(args)))
 
 
 def readable(value: Any) -> Any:

@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from aidc.children import die_with_parent, stop_process
 from aidc.errors import UsageError
+from aidc.runtime.children import die_with_parent, stop_process
 from protocols.endpoint import Endpoint, parse_broker_url
 
 SPAWNED = ("embedded", "mosquitto")

@@ -28,23 +28,23 @@ import datetime
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from agents.topology import Site, TopologyError, load_site
-from agents.topology import _parse as parse_topology
-from aidc import conditions
-from aidc.actions import Action, ChangeTraffic, SendCommand
-from aidc.conditions import (
+from agents.topology import Site, TopologyError, load_site, site_from_table
+from aidc.scenarios import conditions
+from aidc.scenarios.actions import Action, ChangeTraffic, SendCommand
+from aidc.scenarios.conditions import (
     Comparison,
     Condition,
     EventHappened,
     NodeIs,
 )
-from aidc.datacenter import DEFAULT_START, build_command
-from aidc.toml_lines import Path as KeyPath
-from aidc.toml_lines import key_lines, line_of
+from aidc.scenarios.model import Scenario, Step
+from aidc.scenarios.toml_lines import Path as KeyPath
+from aidc.scenarios.toml_lines import key_lines, line_of
+from aidc.site.datacenter import DEFAULT_START, build_command
 from sim import defaults
 from sim.catalog import B200, GB200, GROQ_LPU, H100, H200
 from sim.fleet_state import FleetState
@@ -52,7 +52,6 @@ from sim.pools import Pools, PoolSpec
 from sim.routing import POLICIES
 from sim.traffic import TrafficProfile
 
-DEFAULT_WITHIN_S = 60.0
 TOP_KEYS = (
     *("name", "description", "seed", "speed", "tick_s", "start"),
     *("topology", "pools", "traffic", "steps"),
@@ -72,52 +71,6 @@ HARDWARE = {
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be run; `str()` is `file:line: problem`."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """One line of the timeline: when, then an action, an expectation, or both absent (a
-    pause). `expect` must hold within `within` seconds; `always` from now until `until`."""
-
-    number: int
-    line: int
-    at: float | None = None
-    after: float | None = None
-    name: str = ""
-    action: Action | None = None
-    expect: Condition | None = None
-    always: Condition | None = None
-    within: float = DEFAULT_WITHIN_S
-    until: float | None = None
-
-    def __str__(self) -> str:
-        if self.name:
-            return self.name
-        if self.action is not None:
-            return str(self.action)
-        if self.expect is not None:
-            return f"expect {self.expect} within {self.within:g} s"
-        if self.always is not None:
-            end = f" until t+{self.until:g} s" if self.until is not None else ""
-            return f"always {self.always}{end}"
-        return "wait"
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """Everything a scenario file says."""
-
-    path: Path
-    name: str
-    site: Site
-    seed: int = 0
-    speed: float = 0.0
-    tick_s: float | None = None
-    start: float = DEFAULT_START
-    description: str = ""
-    pools: tuple[PoolSpec, ...] | None = None
-    traffic: dict[str, TrafficProfile] | None = None
-    steps: tuple[Step, ...] = field(default_factory=tuple)
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -218,7 +171,7 @@ class _Reader:
             if isinstance(topology, str):
                 return load_site(self.path.parent / topology)
             if isinstance(topology, dict):
-                return parse_topology(topology, "[topology]", None)
+                return site_from_table(topology, "[topology]", None)
         except TopologyError as error:
             self.fail(where, str(error))
         self.fail(where, "give a [topology] table (site, racks, fabric) or a topology file name")

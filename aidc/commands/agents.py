@@ -4,14 +4,99 @@ import argparse
 import asyncio
 import contextlib
 
-from agents.fleet import Fleet
-from agents.topology import Site, TopologyError, generated_site, load_site
-from aidc.brokers import broker
-from aidc.console import StatusLine, progress_bar
+from agents.topology import Site, TopologyError, generated_site, load_site, parse_shard
+from aidc.commands.options import (
+    RACK_KIND_NAMES,
+    Subcommands,
+    add_broker_options,
+    add_site_source_options,
+    broker_password,
+    positive,
+)
 from aidc.errors import UsageError
+from aidc.runtime.brokers import broker
+from aidc.runtime.console import StatusLine, progress_bar
+from aidc.runtime.signals import run_until_signalled
 from protocols.endpoint import Endpoint
+from protocols.faults import DEVICE_FAULTS
 
 STATUS_EVERY_S = 1.0
+CONNECTIONS = ("rack", "node")
+
+
+def add_parser(sub: Subcommands) -> None:
+    """`aidc agents`."""
+    agents = sub.add_parser(
+        "agents",
+        help="run a fleet of emulated GPU, NIC, switch and LPU node agents",
+        description="Emulate a site's nodes and switches and publish their telemetry.",
+    )
+    add_broker_options(agents, site=None)
+    add_site_source_options(agents, "N racks of one kind")
+    agents.add_argument(
+        "--rack-kind",
+        choices=RACK_KIND_NAMES,
+        default="nvl72",
+        help="the kind of the --racks (default nvl72)",
+    )
+    agents.add_argument(
+        "--interval", type=positive(float), default=1.0, metavar="S", help="seconds (default 1)"
+    )
+    agents.add_argument(
+        "--shard", type=_shard, default=(0, 1), metavar="I/N", help="run every N-th rack from I"
+    )
+    agents.add_argument("--seed", type=int, default=0, help="noise and fault seed (default 0)")
+    agents.add_argument(
+        "--connection",
+        choices=CONNECTIONS,
+        default="rack",
+        help="one MQTT connection per rack (default: one birth, will and telemetry message per "
+        "rack per interval) or per node (a node's death is its own, at 18x the connections "
+        "and messages for an NVL72 rack)",
+    )
+    agents.add_argument(
+        "--fault-rate",
+        type=_fault_rate,
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help="random faults per device per hour, e.g. xid=0.001 (repeatable; kinds: "
+        f"{', '.join(DEVICE_FAULTS)})",
+    )
+    agents.add_argument(
+        "--agent-logins",
+        action="store_true",
+        help="each agent logs in with its own id as user name and the fleet's password, as "
+        "`aidc acl` sets the broker up",
+    )
+    agents.set_defaults(run=run)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _fault_rate(text: str) -> tuple[str, float]:
+    kind, _, rate = text.partition("=")
+    if kind not in DEVICE_FAULTS:
+        raise argparse.ArgumentTypeError(
+            f"{kind!r} is not a fault kind ({', '.join(DEVICE_FAULTS)})"
+        )
+    try:
+        value = float(rate)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"rate {rate!r} is not a number of faults per hour >= 0")
+    return kind, value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the fleet until signalled."""
+    return run_until_signalled(run_agents(args, broker_password(args)))
 
 
 def site_of(args: argparse.Namespace) -> Site:
@@ -28,12 +113,16 @@ def site_of(args: argparse.Namespace) -> Site:
 
 def agent_ids(args: argparse.Namespace) -> list[str]:
     """The ids the site's agents connect under (for `aidc acl`)."""
+    from agents.fleet import Fleet
+
     fleet = Fleet(site_of(args), Endpoint("localhost", 1883), per_node=args.connection == "node")
     return [agent.id for agent in fleet.agents]
 
 
 async def run_agents(args: argparse.Namespace, password: str | None) -> None:
     """Run the fleet until cancelled, showing progress, then its status, on one line."""
+    from agents.fleet import Fleet
+
     site = site_of(args)
     with broker(args.broker, password=password, ca_file=args.ca_file) as endpoint:
         fleet = Fleet(

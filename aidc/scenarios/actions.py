@@ -5,8 +5,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aidc.conditions import Observation
-from aidc.datacenter import DataCenter
+from aidc.scenarios.conditions import Observation
+from aidc.site.datacenter import DataCenter
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from aidc.conditions import Condition
-from aidc.datacenter import CommandFailed, DataCenter
-from aidc.scenario_file import Scenario, Step
-from aidc.site_client import SiteUnavailable
+from aidc.scenarios.conditions import Condition
+from aidc.scenarios.model import Scenario, Step
+from aidc.site.client import SiteUnavailable
+from aidc.site.datacenter import CommandFailed, DataCenter
 from protocols.endpoint import Endpoint
 
 Outcome = Literal["passed", "failed", "skipped"]

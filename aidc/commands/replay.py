@@ -19,9 +19,16 @@ from typing import BinaryIO
 import aiomqtt
 import msgspec
 
-from aidc.cli import attach, run_until_signalled
-from aidc.console import StatusLine, byte_size, duration
+from aidc.commands.options import (
+    DEFAULT_TUI_BROKER,
+    Subcommands,
+    add_broker_options,
+    attach,
+    positive,
+)
 from aidc.errors import UsageError
+from aidc.runtime.console import StatusLine, byte_size, duration
+from aidc.runtime.signals import run_until_signalled
 from protocols.codec import CORE_STATUS, encode
 from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
@@ -48,7 +55,33 @@ class Survey:
     damage: RecordingDamaged | None = None
 
 
-def main(args: argparse.Namespace) -> int:
+def add_parser(sub: Subcommands) -> None:
+    """`aidc replay`."""
+    replay = sub.add_parser(
+        "replay",
+        help="publish a recording again, with its original timing",
+        description="Publish a recording's messages to a broker at their recorded pace (or "
+        "faster), so `aidc tui` shows the incident as it happened, as a replay with commands "
+        "disabled. Refuses a site with a live core.",
+    )
+    replay.add_argument("file", type=Path, metavar="FILE", help="a file `aidc record` wrote")
+    add_broker_options(
+        replay,
+        site=None,
+        broker=DEFAULT_TUI_BROKER,
+        site_help="publish under this site instead of the recorded one",
+    )
+    replay.add_argument(
+        "--speed",
+        type=positive(float, zero=True),
+        default=1.0,
+        metavar="X",
+        help="X times the recorded pace (default 1; 0: as fast as the broker takes them)",
+    )
+    replay.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
     """Replay the file until it ends or a signal comes; the exit code."""
     endpoint = attach(args, "replay")
     try:

@@ -18,16 +18,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agents.topology import Site, TopologyError
-from aidc.brokers import BrokerError, parse_spawn_spec
-from aidc.brokers import broker as broker_for
-from aidc.children import Child, die_with_parent
-from aidc.cli import broker_password, run_until_signalled
-from aidc.console import StatusLine, progress_bar
-from aidc.demo_site import demo_site, describe, topology_toml
+from aidc.commands.options import (
+    RACK_KIND_NAMES,
+    Subcommands,
+    add_broker_options,
+    add_metrics_options,
+    add_site_source_options,
+    add_speed_option,
+    broker_password,
+)
 from aidc.errors import UsageError
-from aidc.site_client import SiteClient, SiteUnavailable
-from aidc.state import State
-from aidc.terminal import kept_terminal
+from aidc.runtime.brokers import BrokerError, parse_spawn_spec
+from aidc.runtime.brokers import broker as broker_for
+from aidc.runtime.children import Child, die_with_parent
+from aidc.runtime.console import StatusLine, progress_bar
+from aidc.runtime.signals import run_until_signalled
+from aidc.runtime.terminal import kept_terminal
+from aidc.site.client import SiteClient, SiteUnavailable
+from aidc.site.demo_site import demo_site, describe, topology_toml
+from aidc.site.state import State
 from protocols.endpoint import Endpoint
 
 STATUS_EVERY_S = 1.0
@@ -35,14 +44,37 @@ CORE_START_S = 180.0
 """A first run compiles the core's numba kernels before its first tick."""
 FLEET_START_S = 120.0
 REACH_TIMEOUT_S = 5.0
-DASHBOARD_MODULES = ("aidc.tui_command", "tui.app")
+DASHBOARD_MODULES = ("aidc.commands.tui", "tui.app")
 
 
 class ComponentStopped(Exception):
     """A child process exited while the demo ran; `str()` says which and why."""
 
 
-def main(args: argparse.Namespace) -> int:
+def add_parser(sub: Subcommands) -> None:
+    """`aidc demo`."""
+    demo = sub.add_parser(
+        "demo",
+        help="start broker, core, fleet and dashboard together",
+        description="Start the embedded broker, the core and a fleet (two GB200 NVL72, four "
+        "HGX H100 and two LPU racks unless told otherwise) as separate processes, then the "
+        "dashboard; quitting stops them all.",
+    )
+    add_broker_options(demo, site=None)
+    add_site_source_options(demo, "N racks in the default mix")
+    demo.add_argument(
+        "--rack-kind", choices=RACK_KIND_NAMES, help="make every one of the --racks this kind"
+    )
+    add_speed_option(demo)
+    demo.add_argument("--seed", type=int, default=0, help="traffic and noise seed (default 0)")
+    demo.add_argument(
+        "--headless", action="store_true", help="no dashboard: a one-line status instead"
+    )
+    add_metrics_options(demo)
+    demo.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
     """Run the demo until it is quit or signalled; the exit code."""
     codes: list[int] = []
 

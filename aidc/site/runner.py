@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from agents.fleet import Fleet
-from aidc.site_client import SiteClient, SiteUnavailable
-from aidc.state import State
+from aidc.site.client import SiteClient, SiteUnavailable
+from aidc.site.state import State
 from sim.clock import ManualClock
 from sim.service import CoreService
 

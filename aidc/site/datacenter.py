@@ -24,10 +24,10 @@ from typing import Any
 from agents.catalog import RACK_KINDS
 from agents.fleet import Fleet
 from agents.topology import Site, TopologyError, build_site, load_site
-from aidc.brokers import broker as broker_for
-from aidc.site_client import SiteClient
-from aidc.site_runner import SiteRunner
-from aidc.state import State
+from aidc.runtime.brokers import broker as broker_for
+from aidc.site.client import SiteClient
+from aidc.site.runner import SiteRunner
+from aidc.site.state import State
 from protocols.codec import COMMAND, encode_json
 from protocols.commands import OperatorCommand, Reply
 from protocols.endpoint import Endpoint
