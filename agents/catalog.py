@@ -1,8 +1,10 @@
 """Hardware catalogue: GPUs, NICs, switches, LPUs and the rack kinds built from them, with the
-public figures each comes from."""
+public figures each comes from (the GPUs' and LPUs' shared specs are protocols.hardware's)."""
 
 from dataclasses import dataclass
 from typing import Literal
+
+from protocols import hardware
 
 INLET_C = 30.0
 """Coolant or inlet air temperature with healthy cooling, °C."""
@@ -12,16 +14,13 @@ FULL_LOAD_HEADROOM_C = 5.0
 
 @dataclass(frozen=True, slots=True)
 class GpuModel:
-    """One GPU model: what nvidia-smi reports about it, plus its thermal behaviour."""
+    """One GPU model as the agents emulate it: its published spec, and its power, clock and
+    thermal behaviour."""
 
     key: str
-    name: str
-    """Product name as nvidia-smi prints it."""
-    memory_mib: int
-    """FB memory total as nvidia-smi reports it, MiB."""
+    spec: hardware.GpuSpec
     power_limit_w: float
     idle_power_w: float
-    sm_clock_max_mhz: float
     sm_clock_min_mhz: float
     """Idle clock, and the clock a hardware thermal slowdown pulls down to."""
     mem_clock_mhz: float
@@ -31,8 +30,6 @@ class GpuModel:
     """Rise above inlet per watt: INLET_C + R * power_limit_w = slowdown - FULL_LOAD_HEADROOM_C."""
     thermal_tau_s: float
     """Time constant of the die and cold plate's first-order thermal response."""
-    nvlink_bytes_per_s: float
-    """NVLink bandwidth each way: half the bidirectional total NVIDIA quotes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +56,11 @@ class SwitchModel:
 
 @dataclass(frozen=True, slots=True)
 class LpuModel:
-    """One inference chip (Groq-style LPU) model."""
+    """One inference chip (Groq-style LPU) model as the agents emulate it: its published spec,
+    and its power and thermal behaviour."""
 
     key: str
-    name: str
-    sram_mb: float
-    c2c_links: int
-    """Chip-to-chip links per chip."""
+    spec: hardware.LpuSpec
     idle_power_w: float
     typical_power_w: float
     max_power_w: float
@@ -102,75 +97,60 @@ class RackKind:
         return self.nodes_per_rack * self.lpus_per_node
 
 
-# Hopper figures: nvidia-smi -q of an H100 SXM5 80GB / HGX H800 board (power limit 700 W, SM
-# 345..1980 MHz, memory 2619 MHz, slowdown 89 C, shutdown 92 C, 81559 MiB, ~75 W idle); H200:
-# NVIDIA H200 product page (141 GB HBM3e, up to 700 W, 4.8 TB/s) and nvidia-smi (143771 MiB,
-# memory 3201 MHz). NVLink 4: 900 GB/s per GPU (NVIDIA H100/H200 datasheets).
+# Hopper: nvidia-smi -q of an H100 SXM5 80GB / HGX H800 board (power limit 700 W, SM min 345 MHz,
+# memory 2619 MHz, slowdown 89 C, shutdown 92 C, ~75 W idle); H200: NVIDIA H200 product page (up
+# to 700 W) and nvidia-smi (memory 3201 MHz).
 H100_SXM = GpuModel(
     key="h100-sxm",
-    name="NVIDIA H100 80GB HBM3",
-    memory_mib=81559,
+    spec=hardware.H100_SXM,
     power_limit_w=700.0,
     idle_power_w=75.0,
-    sm_clock_max_mhz=1980.0,
     sm_clock_min_mhz=345.0,
     mem_clock_mhz=2619.0,
     slowdown_temp_c=89.0,
     shutdown_temp_c=92.0,
     thermal_resistance_c_per_w=0.077,
     thermal_tau_s=30.0,
-    nvlink_bytes_per_s=450e9,
 )
 H200 = GpuModel(
     key="h200",
-    name="NVIDIA H200",
-    memory_mib=143771,
+    spec=hardware.H200,
     power_limit_w=700.0,
     idle_power_w=80.0,
-    sm_clock_max_mhz=1980.0,
     sm_clock_min_mhz=345.0,
     mem_clock_mhz=3201.0,
     slowdown_temp_c=89.0,
     shutdown_temp_c=92.0,
     thermal_resistance_c_per_w=0.077,
     thermal_tau_s=30.0,
-    nvlink_bytes_per_s=450e9,
 )
-# Blackwell: HGX B200 datasheet (1000 W class per GPU, 180 GB HBM3e, 8 TB/s, NVLink 5 at
-# 1.8 TB/s per GPU); nvidia-smi on B200 (183359 MiB, SM max 1965 MHz, memory 3996 MHz, ~140 W
-# idle) and GB200 (189471 MiB, 1200 W enforced limit, SM max 2062 MHz); GB200 NVL72 page
-# (72 GPUs, 13.4 TB HBM3e per rack, i.e. ~186 GB each, liquid cooled). No public slowdown or
+# Blackwell: HGX B200 datasheet (1000 W class per GPU); nvidia-smi on B200 (memory 3996 MHz, ~140 W
+# idle) and GB200 (1200 W enforced limit); GB200 NVL72 page (liquid cooled). No public slowdown or
 # shutdown temperature was found for Blackwell: Hopper's 89/92 C are assumed, as is the idle
 # clock. The shorter time constant of GB200 reflects its direct liquid cooling.
 B200 = GpuModel(
     key="b200",
-    name="NVIDIA B200",
-    memory_mib=183359,
+    spec=hardware.B200,
     power_limit_w=1000.0,
     idle_power_w=140.0,
-    sm_clock_max_mhz=1965.0,
     sm_clock_min_mhz=345.0,
     mem_clock_mhz=3996.0,
     slowdown_temp_c=89.0,
     shutdown_temp_c=92.0,
     thermal_resistance_c_per_w=0.054,
     thermal_tau_s=25.0,
-    nvlink_bytes_per_s=900e9,
 )
 GB200 = GpuModel(
     key="gb200",
-    name="NVIDIA GB200",
-    memory_mib=189471,
+    spec=hardware.GB200,
     power_limit_w=1200.0,
     idle_power_w=160.0,
-    sm_clock_max_mhz=2062.0,
     sm_clock_min_mhz=345.0,
     mem_clock_mhz=3996.0,
     slowdown_temp_c=89.0,
     shutdown_temp_c=92.0,
     thermal_resistance_c_per_w=0.045,
     thermal_tau_s=20.0,
-    nvlink_bytes_per_s=900e9,
 )
 GPU_MODELS: dict[str, GpuModel] = {m.key: m for m in (H100_SXM, H200, B200, GB200)}
 
@@ -191,15 +171,12 @@ SPECTRUM_4 = SwitchModel(
 )
 SWITCH_MODELS: dict[str, SwitchModel] = {SPECTRUM_4.key: SPECTRUM_4}
 
-# Groq's GroqChip / GroqCard product briefs: 230 MB on-die SRAM per chip, 16 chip-to-chip links
-# (Linley Fall Processor Conference 2020), card power 375 W max and ~240 W typical; a GroqNode
-# holds 8 cards, a GroqRack 9 nodes (8 plus one spare). Idle power and the thermal figures are
-# estimates (an air-cooled PCIe card settling near 75 C at typical power).
+# Groq's GroqCard product brief: card power 375 W max and ~240 W typical; a GroqNode holds 8
+# cards, a GroqRack 9 nodes (8 plus one spare). Idle power and the thermal figures are estimates
+# (an air-cooled PCIe card settling near 75 C at typical power).
 GROQ_LPU = LpuModel(
     key="groq-lpu",
-    name="GroqChip LPU",
-    sram_mb=230.0,
-    c2c_links=16,
+    spec=hardware.GROQ_LPU,
     idle_power_w=60.0,
     typical_power_w=240.0,
     max_power_w=375.0,
@@ -213,7 +190,7 @@ def _hgx(key: str, gpu: GpuModel) -> RackKind:
     """Four 8-GPU HGX nodes per rack, one ConnectX-7 per GPU, NVLink within each node."""
     return RackKind(
         key=key,
-        system=f"NVIDIA HGX {gpu.name.split()[1]} 8-GPU",
+        system=f"NVIDIA HGX {gpu.spec.name.split()[1]} 8-GPU",
         nodes_per_rack=4,
         gpus_per_node=8,
         nics_per_node=8,

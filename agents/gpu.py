@@ -119,12 +119,13 @@ class GpuBank(DeviceBank):
         load = self._check_step(load, dt)
         self._random_faults(dt, rng)
         m = self.model
+        max_clock = m.spec.sm_clock_max_mhz
         if load is None:
             busy, tensor, dram, memory, nvlink = IDLE
         else:
             busy, tensor, dram = unit(load["busy"]), unit(load["tensor"]), unit(load["dram"])
-            memory = bounded(load["memory_mib"], m.memory_mib)
-            nvlink = bounded(load["nvlink_bytes_per_s"], m.nvlink_bytes_per_s)
+            memory = bounded(load["memory_mib"], m.spec.memory_mib)
+            nvlink = bounded(load["nvlink_bytes_per_s"], m.spec.nvlink_bytes_per_s)
         up = self.present()
 
         # Clocks and power, free of thermal slowdown and under it.
@@ -132,17 +133,13 @@ class GpuBank(DeviceBank):
         activity = busy * (BASE_ACTIVITY + TENSOR_ACTIVITY * tensor + DRAM_ACTIVITY * dram)
         demand = headroom * (PEAK_DEMAND * activity) * up
         boost = np.minimum(busy / BOOST_BUSY, 1.0)
-        wanted = m.sm_clock_min_mhz + (m.sm_clock_max_mhz - m.sm_clock_min_mhz) * boost
-        limit = m.sm_clock_max_mhz * (headroom / np.maximum(demand, headroom)) ** (
-            1 / CLOCK_POWER_EXPONENT
-        )
+        wanted = m.sm_clock_min_mhz + (max_clock - m.sm_clock_min_mhz) * boost
+        limit = max_clock * (headroom / np.maximum(demand, headroom)) ** (1 / CLOCK_POWER_EXPONENT)
         capped = limit < wanted
         free_clock = np.maximum(np.minimum(wanted, limit), m.sm_clock_min_mhz)
         idle = self.idle_power_w * up
-        free_power = idle + demand * (free_clock / m.sm_clock_max_mhz) ** CLOCK_POWER_EXPONENT
-        slow_power = (
-            idle + demand * (m.sm_clock_min_mhz / m.sm_clock_max_mhz) ** CLOCK_POWER_EXPONENT
-        )
+        free_power = idle + demand * (free_clock / max_clock) ** CLOCK_POWER_EXPONENT
+        slow_power = idle + demand * (m.sm_clock_min_mhz / max_clock) ** CLOCK_POWER_EXPONENT
 
         # Temperature, switching power where the slowdown engages or releases within the step.
         was = self.throttled
@@ -205,13 +202,15 @@ class GpuBank(DeviceBank):
         up = self.present().astype(np.float32)
         noise = self._noise(rng, 3)
         util = np.clip(100 * busy + UTIL_NOISE * noise[0], 0, 100) * up
-        used = np.minimum(memory + np.float32(DRIVER_RESERVED_MIB), np.float32(m.memory_mib)) * up
+        used = (
+            np.minimum(memory + np.float32(DRIVER_RESERVED_MIB), np.float32(m.spec.memory_mib)) * up
+        )
         w["DCGM_FI_DEV_GPU_UTIL"] = util
         w["DCGM_FI_DEV_MEM_COPY_UTIL"] = 100 * dram * up
         w["DCGM_FI_DEV_SM_CLOCK"] = clock * up
         w["DCGM_FI_DEV_MEM_CLOCK"] = np.float32(m.mem_clock_mhz) * up
         w["DCGM_FI_DEV_FB_USED"] = used
-        w["DCGM_FI_DEV_FB_FREE"] = (m.memory_mib - used) * up
+        w["DCGM_FI_DEV_FB_FREE"] = (m.spec.memory_mib - used) * up
         w["DCGM_FI_DEV_POWER_USAGE"] = self.power_w * (1 + POWER_NOISE * noise[1])
         w["DCGM_FI_DEV_GPU_TEMP"] = self.temperature_c + TEMP_NOISE_C * noise[2]
         w["DCGM_FI_DEV_MEMORY_TEMP"] = (

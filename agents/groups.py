@@ -159,8 +159,8 @@ def _compute_inventory(
                 GpuInfo(
                     i,
                     _uuid(site.site, node, i),
-                    kind.gpu.name,
-                    kind.gpu.memory_mib,
+                    kind.gpu.spec.name,
+                    kind.gpu.spec.memory_mib,
                     kind.gpu.power_limit_w,
                     f"{domain}-nvl",
                 )
@@ -184,7 +184,10 @@ def _compute_inventory(
             else []
         )
         lpus = (
-            [LpuInfo(i, kind.lpu.name, kind.lpu.sram_mb) for i in range(kind.lpus_per_node)]
+            [
+                LpuInfo(i, kind.lpu.spec.name, kind.lpu.spec.sram_mb)
+                for i in range(kind.lpus_per_node)
+            ]
             if kind.lpu
             else []
         )

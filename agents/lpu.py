@@ -80,7 +80,7 @@ class LpuBank(DeviceBank):
         else:
             busy = unit(load["busy"])
             tokens = bounded(load["tokens_per_second"], MAX_TOKENS_PER_S)
-            sram = bounded(load["sram_mb"], m.sram_mb)
+            sram = bounded(load["sram_mb"], m.spec.sram_mb)
         busy = busy * working
         self.power_w = (m.idle_power_w + (m.max_power_w - m.idle_power_w) * busy).astype(np.float32)
         steady = INLET_C + m.thermal_resistance_c_per_w * self.power_w

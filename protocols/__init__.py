@@ -1,1 +1,2 @@
-"""The aidc wire contract: topics, message schemas, codecs and the supervised MQTT link."""
+"""The aidc wire contract: topics, message schemas, codecs, the supervised MQTT link, and the
+hardware both ends know by name."""

@@ -1,9 +1,14 @@
-"""Model and accelerator catalogues of the serving model, with the public figures they come from."""
+"""Model and accelerator catalogues of the serving model, with the public figures they come from
+(the devices' shared specs are protocols.hardware's)."""
 
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from protocols import hardware
+
 MIB = 2**20
+BYTES_PER_MB = 1e6
+"""LPU SRAM is counted in decimal MB, as Groq quotes its 230 MB per chip."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,68 +189,44 @@ class UnknownModelError(KeyError):
 # vLLM's custom all-reduce at decode message sizes).
 NVLINK_COLLECTIVE_LATENCY_S = 5e-6
 
+
+def _gpu(
+    spec: hardware.GpuSpec, bf16_flops: float, fp8_flops: float, memory_bytes_per_s: float
+) -> Accelerator:
+    """A GPU: its spec's memory, NVLink and max SM clock, joined by NVLink's collective latency."""
+    return Accelerator(
+        name=spec.name,
+        kind="gpu",
+        bf16_flops=bf16_flops,
+        fp8_flops=fp8_flops,
+        memory_bytes=spec.memory_mib * MIB,
+        memory_bytes_per_s=memory_bytes_per_s,
+        interconnect_bytes_per_s=spec.nvlink_bytes_per_s,
+        collective_latency_s=NVLINK_COLLECTIVE_LATENCY_S,
+        max_clock_mhz=spec.sm_clock_max_mhz,
+    )
+
+
 # Hopper: H100 SXM and H200 datasheets: 1,979 TFLOPS BF16 and 3,958 TFLOPS FP8 with sparsity
-# (half that dense), 3.35 TB/s (H100) and 4.8 TB/s (H200), NVLink 900 GB/s per GPU (450 each
-# way). Memory and max SM clock as nvidia-smi reports them (81559 and 143771 MiB, 1980 MHz).
-H100 = Accelerator(
-    name="NVIDIA H100 80GB HBM3",
-    kind="gpu",
-    bf16_flops=989e12,
-    fp8_flops=1979e12,
-    memory_bytes=81559 * MIB,
-    memory_bytes_per_s=3.35e12,
-    interconnect_bytes_per_s=450e9,
-    collective_latency_s=NVLINK_COLLECTIVE_LATENCY_S,
-    max_clock_mhz=1980.0,
-)
-H200 = Accelerator(
-    name="NVIDIA H200",
-    kind="gpu",
-    bf16_flops=989e12,
-    fp8_flops=1979e12,
-    memory_bytes=143771 * MIB,
-    memory_bytes_per_s=4.8e12,
-    interconnect_bytes_per_s=450e9,
-    collective_latency_s=NVLINK_COLLECTIVE_LATENCY_S,
-    max_clock_mhz=1980.0,
-)
+# (half that dense), 3.35 TB/s (H100) and 4.8 TB/s (H200).
+H100 = _gpu(hardware.H100_SXM, bf16_flops=989e12, fp8_flops=1979e12, memory_bytes_per_s=3.35e12)
+H200 = _gpu(hardware.H200, bf16_flops=989e12, fp8_flops=1979e12, memory_bytes_per_s=4.8e12)
 # Blackwell: HGX B200 datasheet (8 GPUs: 36 PFLOPS BF16 and 72 PFLOPS FP8 with sparsity, 8 TB/s
-# each, NVLink 5 at 1.8 TB/s per GPU) and GB200 NVL72 datasheet (72 GPUs: 360 PFLOPS BF16 and 720
-# PFLOPS FP8 with sparsity, 576 TB/s HBM3e in all); dense is half the sparse figure. Memory and
-# max SM clock as nvidia-smi reports them (183359 and 189471 MiB, 1965 and 2062 MHz).
-B200 = Accelerator(
-    name="NVIDIA B200",
-    kind="gpu",
-    bf16_flops=2.25e15,
-    fp8_flops=4.5e15,
-    memory_bytes=183359 * MIB,
-    memory_bytes_per_s=8e12,
-    interconnect_bytes_per_s=900e9,
-    collective_latency_s=NVLINK_COLLECTIVE_LATENCY_S,
-    max_clock_mhz=1965.0,
-)
-GB200 = Accelerator(
-    name="NVIDIA GB200",
-    kind="gpu",
-    bf16_flops=2.5e15,
-    fp8_flops=5e15,
-    memory_bytes=189471 * MIB,
-    memory_bytes_per_s=8e12,
-    interconnect_bytes_per_s=900e9,
-    collective_latency_s=NVLINK_COLLECTIVE_LATENCY_S,
-    max_clock_mhz=2062.0,
-)
-# GroqChip product brief: 750 TOPS INT8, 188 TFLOPS FP16, 230 MB SRAM at 80 TB/s, 900 MHz.
+# each) and GB200 NVL72 datasheet (72 GPUs: 360 PFLOPS BF16 and 720 PFLOPS FP8 with sparsity,
+# 576 TB/s HBM3e in all); dense is half the sparse figure.
+B200 = _gpu(hardware.B200, bf16_flops=2.25e15, fp8_flops=4.5e15, memory_bytes_per_s=8e12)
+GB200 = _gpu(hardware.GB200, bf16_flops=2.5e15, fp8_flops=5e15, memory_bytes_per_s=8e12)
+# GroqChip product brief: 750 TOPS INT8, 188 TFLOPS FP16, SRAM at 80 TB/s, 900 MHz.
 # Linley Fall Processor Conference 2020: 16 chip-to-chip links of four 30 Gb/s lanes, 480 GB/s
 # in all (240 each way). The collective latency is not published: 15 us per all-reduce across the
 # hundreds of chips (and several hops) of a replica makes Llama 3.1 decode near the few hundred
 # tokens/s per user for 70B and several hundred for 8B that Groq's public endpoints show.
 GROQ_LPU = Accelerator(
-    name="GroqChip LPU",
+    name=hardware.GROQ_LPU.name,
     kind="lpu",
     bf16_flops=188e12,
     fp8_flops=750e12,
-    memory_bytes=230e6,
+    memory_bytes=hardware.GROQ_LPU.sram_mb * BYTES_PER_MB,
     memory_bytes_per_s=80e12,
     interconnect_bytes_per_s=240e9,
     collective_latency_s=15e-6,

@@ -12,7 +12,7 @@ from numba import prange
 
 from sim.aggregate import pool_totals
 from sim.autoscaler import Autoscaler, PoolLoad, why
-from sim.catalog import llm_model
+from sim.catalog import BYTES_PER_MB, llm_model
 from sim.chunks import parallel_kernel
 from sim.control import STATE_INDEX, ControlPlane
 from sim.fleet_state import FleetState
@@ -26,8 +26,6 @@ from sim.traffic import Traffic
 WINDOW_S = 60.0
 """Latency percentiles cover about this many recent seconds (an exponential window)."""
 DRIVER_MIB = 512.0
-BYTES_PER_MB = 1e6
-"""LPU SRAM is counted in decimal MB, as Groq quotes its 230 MB per chip."""
 MAX_STEP_S = 1.0
 """Serving is stepped at most this many simulated seconds at a time, whatever the tick."""
 

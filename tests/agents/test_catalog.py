@@ -54,25 +54,25 @@ def test_rack_kinds_match_the_systems_they_model() -> None:
 @pytest.mark.parametrize("gpu", GPU_MODELS.values(), ids=list(GPU_MODELS))
 def test_gpu_figures_are_sane(gpu: GpuModel) -> None:
     assert GPU_MODELS[gpu.key] is gpu
-    assert gpu.name.startswith("NVIDIA ")
-    assert 80_000 <= gpu.memory_mib <= 200_000
+    assert gpu.spec.name.startswith("NVIDIA ")
+    assert 80_000 <= gpu.spec.memory_mib <= 200_000
     assert 600 <= gpu.power_limit_w <= 1300
     assert 0 < gpu.idle_power_w < gpu.power_limit_w / 4
-    assert 100 <= gpu.sm_clock_min_mhz < gpu.sm_clock_max_mhz <= 2500
+    assert 100 <= gpu.sm_clock_min_mhz < gpu.spec.sm_clock_max_mhz <= 2500
     assert 1000 <= gpu.mem_clock_mhz <= 5000
     assert 80 <= gpu.slowdown_temp_c < gpu.shutdown_temp_c <= 110
     assert 10 <= gpu.thermal_tau_s <= 100
-    assert 100e9 <= gpu.nvlink_bytes_per_s <= 1e12
+    assert 100e9 <= gpu.spec.nvlink_bytes_per_s <= 1e12
     full_load = INLET_C + gpu.thermal_resistance_c_per_w * gpu.power_limit_w
     margin = gpu.slowdown_temp_c - full_load
     assert FULL_LOAD_HEADROOM_C - 1 <= margin <= FULL_LOAD_HEADROOM_C + 1
 
 
 def test_published_capacities() -> None:
-    assert GPU_MODELS["h100-sxm"].name == "NVIDIA H100 80GB HBM3"
+    assert GPU_MODELS["h100-sxm"].spec.name == "NVIDIA H100 80GB HBM3"
     assert GPU_MODELS["h100-sxm"].power_limit_w == GPU_MODELS["h200"].power_limit_w == 700
-    assert GPU_MODELS["h200"].memory_mib * 2**20 == pytest.approx(141e9, rel=0.08)
-    assert GPU_MODELS["gb200"].memory_mib * 2**20 == pytest.approx(186e9, rel=0.08)
+    assert GPU_MODELS["h200"].spec.memory_mib * 2**20 == pytest.approx(141e9, rel=0.08)
+    assert GPU_MODELS["gb200"].spec.memory_mib * 2**20 == pytest.approx(186e9, rel=0.08)
     assert GPU_MODELS["b200"].power_limit_w == 1000
     assert GPU_MODELS["gb200"].power_limit_w >= 1200
     assert {m.speed_gbps for m in NIC_MODELS.values()} == {400, 800}
@@ -85,7 +85,7 @@ def test_switch_and_lpu_figures_are_sane() -> None:
     assert SPECTRUM_4.ports * SPECTRUM_4.port_gbps == SPECTRUM_4.capacity_tbps * 1000
     assert 50 <= SPECTRUM_4.buffer_mb <= 500
     for lpu in LPU_MODELS.values():
-        assert lpu.sram_mb == 230
+        assert lpu.spec.sram_mb == 230
         assert 0 < lpu.idle_power_w < lpu.typical_power_w < lpu.max_power_w <= 500
-        assert lpu.c2c_links > 0
+        assert lpu.spec.c2c_links > 0
         assert INLET_C + lpu.thermal_resistance_c_per_w * lpu.max_power_w < 105

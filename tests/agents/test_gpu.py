@@ -61,11 +61,11 @@ def test_idle_with_no_assignment_is_plausible() -> None:
     assert 1 <= w["DCGM_FI_DEV_GPU_UTIL"].mean() < 6
     assert np.allclose(w["DCGM_FI_DEV_POWER_USAGE"], m.idle_power_w, rtol=0.15)
     assert np.all(w["DCGM_FI_DEV_FB_USED"] == DRIVER_RESERVED_MIB)
-    assert np.all(w["DCGM_FI_DEV_FB_FREE"] == m.memory_mib - DRIVER_RESERVED_MIB)
+    assert np.all(w["DCGM_FI_DEV_FB_FREE"] == m.spec.memory_mib - DRIVER_RESERVED_MIB)
     assert np.all(w["DCGM_FI_DEV_GPU_TEMP"] > INLET_C)
     assert np.all(w["DCGM_FI_DEV_GPU_TEMP"] < 45)
     assert np.all(w["DCGM_FI_DEV_MEMORY_TEMP"] > w["DCGM_FI_DEV_GPU_TEMP"])
-    assert np.all(w["DCGM_FI_DEV_SM_CLOCK"] < m.sm_clock_max_mhz / 2)
+    assert np.all(w["DCGM_FI_DEV_SM_CLOCK"] < m.spec.sm_clock_max_mhz / 2)
     assert np.all(w["DCGM_FI_DEV_MEM_CLOCK"] == m.mem_clock_mhz)
     assert np.all(w["DCGM_FI_DEV_POWER_VIOLATION"] == 0)
     assert np.all(w["DCGM_FI_DEV_THERMAL_VIOLATION"] == 0)
@@ -96,14 +96,14 @@ def test_power_above_the_limit_lowers_the_clock_and_counts_violation() -> None:
     run(gpus, load(gpus, **FULL), 10, 0.5)
     w = gpus.wire
     assert np.allclose(gpus.power_w, m.power_limit_w, rtol=1e-4)
-    assert np.all(w["DCGM_FI_DEV_SM_CLOCK"] < m.sm_clock_max_mhz * 0.99)
-    assert np.all(w["DCGM_FI_DEV_SM_CLOCK"] > m.sm_clock_max_mhz * 0.9)
+    assert np.all(w["DCGM_FI_DEV_SM_CLOCK"] < m.spec.sm_clock_max_mhz * 0.99)
+    assert np.all(w["DCGM_FI_DEV_SM_CLOCK"] > m.spec.sm_clock_max_mhz * 0.9)
     assert np.all(w["DCGM_FI_DEV_POWER_VIOLATION"] == 10_000_000)
     assert np.all(w["DCGM_FI_DEV_THERMAL_VIOLATION"] == 0)
     assert np.all(w["DCGM_FI_PROF_SM_ACTIVE"] < 1)
     assert np.all(w["DCGM_FI_PROF_SM_ACTIVE"] > 0.9)
     run(gpus, load(gpus, busy=0.6, tensor=0.2, dram=0.5), 10, 0.5)
-    assert np.all(w["DCGM_FI_DEV_SM_CLOCK"] == m.sm_clock_max_mhz)
+    assert np.all(w["DCGM_FI_DEV_SM_CLOCK"] == m.spec.sm_clock_max_mhz)
     assert np.all(w["DCGM_FI_DEV_POWER_VIOLATION"] == 10_000_000)
 
 
@@ -168,7 +168,7 @@ def test_slowdown_engages_above_its_threshold_and_releases_below_with_hysteresis
     assert any(release + 0.5 < t < m.slowdown_temp_c - 0.5 for t in band), "held in hysteresis"
     assert abs(temps[released] - release) < 1, "released at the lower threshold"
     assert not any(flags[released:]), "healthy cooling at full load stays under slowdown"
-    assert gpus.wire["DCGM_FI_DEV_SM_CLOCK"][0, 0] > m.sm_clock_max_mhz * 0.9
+    assert gpus.wire["DCGM_FI_DEV_SM_CLOCK"][0, 0] > m.spec.sm_clock_max_mhz * 0.9
 
 
 def test_counters_never_decrease_over_random_steps_and_faults() -> None:

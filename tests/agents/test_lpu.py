@@ -52,8 +52,10 @@ def test_work_tokens_and_sram_follow_the_load() -> None:
     w = chips.wire
     assert np.allclose(w["utilization"][0], 100 * busy, rtol=0.05)
     assert np.allclose(w["tokens_per_second"][0], busy * 500, rtol=1e-6)
-    assert np.allclose(w["sram_used_mb"][0], np.minimum(busy * 300, GROQ_LPU.sram_mb), rtol=1e-6)
-    assert w["sram_used_mb"].max() == GROQ_LPU.sram_mb
+    assert np.allclose(
+        w["sram_used_mb"][0], np.minimum(busy * 300, GROQ_LPU.spec.sram_mb), rtol=1e-6
+    )
+    assert w["sram_used_mb"].max() == GROQ_LPU.spec.sram_mb
     assert np.all(np.diff(chips.power_w[0]) > 0)
     assert chips.power_w[0, 0] == GROQ_LPU.idle_power_w
     assert chips.power_w[0, -1] == pytest.approx(GROQ_LPU.max_power_w)

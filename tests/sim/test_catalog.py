@@ -62,15 +62,15 @@ def test_model_figures_are_sane(model: LlmModel) -> None:
 
 def test_every_device_the_agents_publish_is_in_the_catalogue() -> None:
     for gpu in GPU_MODELS.values():
-        device = accelerator(gpu.name)
+        device = accelerator(gpu.spec.name)
         assert device.kind == "gpu"
-        assert device.memory_bytes == gpu.memory_mib * MIB
-        assert device.max_clock_mhz == gpu.sm_clock_max_mhz
-        assert device.interconnect_bytes_per_s == gpu.nvlink_bytes_per_s
+        assert device.memory_bytes == gpu.spec.memory_mib * MIB
+        assert device.max_clock_mhz == gpu.spec.sm_clock_max_mhz
+        assert device.interconnect_bytes_per_s == gpu.spec.nvlink_bytes_per_s
     for lpu in LPU_MODELS.values():
-        device = accelerator(lpu.name)
+        device = accelerator(lpu.spec.name)
         assert device.kind == "lpu"
-        assert device.memory_bytes == lpu.sram_mb * 1e6
+        assert device.memory_bytes == lpu.spec.sram_mb * 1e6
 
 
 @pytest.mark.parametrize("device", ACCELERATORS.values(), ids=list(ACCELERATORS))

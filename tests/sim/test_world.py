@@ -9,14 +9,14 @@ from hypothesis import strategies as st
 
 from protocols.commands import Autoscale, Route, Scale
 from protocols.messages import Birth, LpuInfo, NodeInventory
-from sim.catalog import GROQ_LPU
+from sim.catalog import BYTES_PER_MB, GROQ_LPU
 from sim.control import ControlPlane
 from sim.defaults import POOLS
 from sim.fleet_state import FleetState
 from sim.journal import Journal
 from sim.pools import READY, Pools, PoolSpec
 from sim.traffic import Traffic, TrafficProfile
-from sim.world import BYTES_PER_MB, World, replica_gpus
+from sim.world import World, replica_gpus
 from tests import naive
 from tests.sim.test_pools import H100, hgx_rack
 
