@@ -20,7 +20,8 @@ from textual.worker import Worker, WorkerState
 
 from protocols.commands import Cordon, Drain, OperatorCommand, Reply
 from protocols.endpoint import Endpoint
-from tui.bridge import Bridge, CommandFailed
+from protocols.requests import CommandFailed
+from tui.bridge import Bridge
 from tui.collector import IdleCollector
 from tui.command_line import USAGE, CommandLineError, GoTo, Run, parse
 from tui.dialogs.confirm import Confirm

@@ -3,7 +3,6 @@ and sends operator commands and queries, each answered on the console's own repl
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import secrets
 from collections.abc import Callable
@@ -12,36 +11,28 @@ from typing import Any, TypeVar
 import aiomqtt
 import msgspec
 
-from protocols.codec import REPLY, decode_message, encode
-from protocols.commands import Command, Query, QueryWhat, Reply
+from protocols.codec import decode_message
+from protocols.commands import Command, QueryWhat, Reply
 from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
-from protocols.link import Link, LinkDown
+from protocols.link import Link
 from protocols.messages import Event, Events
+from protocols.requests import REPLY_TIMEOUT_S, CommandFailed, Requester
 from protocols.topics import (
     StateView,
-    command_topic,
     core_status_topic,
     events_topic,
     parse_topic,
-    reply_prefix,
     state_filter,
 )
 from tui.fleet import Fleet
 
 C = TypeVar("C", bound=Command)
 
-REPLY_TIMEOUT_S = 10.0
-"""How long a command waits for the core's reply."""
 BACKFILL_EVENTS = 200
 """Recent events read back from the core on every (re)connect."""
 HELD = frozenset({StateView.RACKS, StateView.FABRIC})
 """Views decoded when read rather than when they arrive (they are the big ones)."""
-
-
-class CommandFailed(Exception):
-    """A command that was not answered (link down, core silent) or a query the core refused;
-    `str()` is one sentence for the operator."""
 
 
 class _LinkNotes(logging.Handler):
@@ -74,12 +65,8 @@ class Bridge:
         self.site = site
         self.fleet = Fleet(site)
         self.on_change = on_change or (lambda _view: None)
-        self.reply_timeout_s = reply_timeout_s
         self.token = f"tui-{secrets.token_hex(4)}"
         """Names this console: its client id, command ids and reply topics."""
-        self._replies = f"{reply_prefix(site)}{self.token}/"
-        self._waiting: dict[str, asyncio.Future[Reply]] = {}
-        self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         logger = logging.Logger("aidc.tui.link")
         logger.addHandler(_LinkNotes(self.fleet))
@@ -90,15 +77,15 @@ class Bridge:
                 (state_filter(site), 0),
                 (core_status_topic(site), 1),
                 (events_topic(site), 1),
-                (f"{self._replies}+", 1),
             ],
             on_connect=self._connected,
             logger=logger,
         )
+        self.requester = Requester(self.link, site, self.token, timeout_s=reply_timeout_s)
 
     def new_id(self) -> str:
         """A command id no other console and no earlier command of this one uses."""
-        return f"{self.token}-{next(self._ids)}"
+        return self.requester.new_id()
 
     async def run(self) -> None:
         """Stay connected (reconnecting as needed) until cancelled."""
@@ -146,9 +133,9 @@ class Bridge:
         """Take in one message as it came off the broker; the view it changed, if any.
         A malformed message is counted and dropped, never raised."""
         try:
-            if topic.startswith(self._replies):
+            if self.requester.answers(topic):
                 # our reply topics are one level deeper than parse_topic's ctl/reply/{id}
-                self._answered(REPLY.decode(payload))
+                self.requester.take(payload)
                 return None
             kind = parse_topic(topic).kind
             if kind in HELD:
@@ -168,11 +155,6 @@ class Bridge:
             self.on_change(changed)
         return changed
 
-    def _answered(self, reply: Reply) -> None:
-        waiting = self._waiting.get(reply.id)
-        if waiting is not None and not waiting.done():
-            waiting.set_result(reply)
-
     @property
     def rejected(self) -> int:
         """Malformed messages dropped so far."""
@@ -185,31 +167,18 @@ class Bridge:
 
     async def request(self, command: C) -> Reply:
         """Send a command and wait for its reply; CommandFailed if none comes."""
+        self._check_live()
+        return await self.requester.request(command)
+
+    async def query(self, what: QueryWhat, **fields: Any) -> dict[str, Any]:
+        """A query's result; CommandFailed with the core's reason if it refuses."""
+        self._check_live()
+        return await self.requester.query(what, **fields)
+
+    def _check_live(self) -> None:
+        """CommandFailed if what this console follows is a replay, with no core to answer."""
         if self.fleet.replay:
             raise CommandFailed(
                 f"a replay ({self.fleet.replay}) has no core to answer; the racks, pools, "
                 "fabric and events views show what was recorded"
             )
-        command = msgspec.structs.replace(command, reply_to=self._replies + command.id)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._waiting[command.id] = future
-        try:
-            await self.link.publish(command_topic(self.site), encode(command), qos=1)
-            async with asyncio.timeout(self.reply_timeout_s):
-                return await future
-        except LinkDown:
-            raise CommandFailed(f"not connected to the broker {self.endpoint.url}") from None
-        except TimeoutError:
-            raise CommandFailed(
-                f"no reply from the core of site {self.site} within {self.reply_timeout_s:g} s "
-                "(is `aidc core` running on this broker?)"
-            ) from None
-        finally:
-            self._waiting.pop(command.id, None)
-
-    async def query(self, what: QueryWhat, **fields: Any) -> dict[str, Any]:
-        """A query's result; CommandFailed with the core's reason if it refuses."""
-        reply = await self.request(Query(id=self.new_id(), what=what, **fields))
-        if not reply.ok:
-            raise CommandFailed(reply.error or f"the core refused the {what} query")
-        return reply.result or {}

@@ -10,8 +10,9 @@ from typing import Literal
 from aidc.scenarios.conditions import Condition
 from aidc.scenarios.model import Scenario, Step
 from aidc.site.client import SiteUnavailable
-from aidc.site.datacenter import CommandFailed, DataCenter
+from aidc.site.datacenter import DataCenter
 from protocols.endpoint import Endpoint
+from protocols.requests import CommandFailed
 
 Outcome = Literal["passed", "failed", "skipped"]
 EPSILON_S = 1e-6

@@ -3,21 +3,18 @@ operator commands and waits for their replies."""
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import secrets
 from collections.abc import Callable
 
 import aiomqtt
-import msgspec
 
 from aidc.site.state import State
 from protocols import codec
-from protocols.codec import encode
 from protocols.commands import OperatorCommand, Reply
 from protocols.endpoint import Endpoint
-from protocols.errors import MessageError
-from protocols.link import Link, LinkDown
+from protocols.errors import AidcError, MessageError
+from protocols.link import Link
 from protocols.messages import (
     CoreStatus,
     Events,
@@ -26,21 +23,15 @@ from protocols.messages import (
     RackStates,
     Summary,
 )
-from protocols.topics import (
-    command_topic,
-    core_status_topic,
-    events_topic,
-    reply_prefix,
-    state_filter,
-)
+from protocols.requests import Requester
+from protocols.topics import core_status_topic, events_topic, state_filter
 
 log = logging.getLogger("aidc.client")
 
 CONNECT_TIMEOUT_S = 15.0
-REPLY_TIMEOUT_S = 10.0
 
 
-class SiteUnavailable(RuntimeError):
+class SiteUnavailable(AidcError):
     """The broker or the core cannot be reached; `str()` is one sentence for the user."""
 
 
@@ -56,10 +47,7 @@ class SiteClient:
         self.state = State()
         self.tag = f"{name}-{secrets.token_hex(4)}"
         """Names this client's connection and the reply topics of its commands."""
-        self._replies: dict[str, asyncio.Future[Reply]] = {}
-        self._ids = itertools.count(1)
         self._updates = asyncio.Condition()
-        self._reply_prefix = f"{reply_prefix(site)}{self.tag}/"
         self.link = Link(
             endpoint,
             f"aidc-{self.tag}",
@@ -67,9 +55,9 @@ class SiteClient:
                 (state_filter(site), 0),
                 (events_topic(site), 1),
                 (core_status_topic(site), 1),
-                (f"{self._reply_prefix}#", 1),
             ],
         )
+        self.requester = Requester(self.link, site, self.tag)
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "SiteClient":
@@ -95,31 +83,15 @@ class SiteClient:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for future in self._replies.values():
-            future.cancel()
+        self.requester.cancel()
 
     def new_id(self, prefix: str = "cmd") -> str:
         """A command id no other client uses."""
-        return f"{prefix}-{self.tag}-{next(self._ids)}"
+        return self.requester.new_id(prefix)
 
     async def command(self, command: OperatorCommand) -> Reply:
-        """Send a command and return the core's reply; SiteUnavailable if none comes."""
-        command = msgspec.structs.replace(command, reply_to=f"{self._reply_prefix}{command.id}")
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._replies[command.id] = future
-        try:
-            await self.link.publish(command_topic(self.site), encode(command), qos=1)
-            async with asyncio.timeout(REPLY_TIMEOUT_S):
-                return await future
-        except LinkDown as error:
-            raise SiteUnavailable(f"cannot send command {command.id}: {error}") from None
-        except TimeoutError:
-            raise SiteUnavailable(
-                f"the core of site {self.site} did not answer command {command.id} "
-                f"within {REPLY_TIMEOUT_S:g} s; is it running?"
-            ) from None
-        finally:
-            self._replies.pop(command.id, None)
+        """Send a command and return the core's reply; CommandFailed if none comes."""
+        return await self.requester.request(command)
 
     async def wait_until(self, predicate: Callable[[State], object], within_s: float) -> None:
         """Wait until `predicate(state)` holds, checking after every message; TimeoutError
@@ -131,8 +103,8 @@ class SiteClient:
         payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
         topic = message.topic.value
         try:
-            if topic.startswith(self._reply_prefix):
-                self._answered(topic.removeprefix(self._reply_prefix), codec.REPLY.decode(payload))
+            if self.requester.answers(topic):
+                self.requester.take(payload)
                 return
             _, value = codec.decode_message(topic, payload)
         except (MessageError, ValueError) as error:
@@ -153,8 +125,3 @@ class SiteClient:
             state.core = value
         async with self._updates:
             self._updates.notify_all()
-
-    def _answered(self, command_id: str, reply: Reply) -> None:
-        future = self._replies.get(command_id)
-        if future is not None and not future.done():
-            future.set_result(reply)

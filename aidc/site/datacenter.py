@@ -33,6 +33,7 @@ from protocols.commands import OperatorCommand, Reply
 from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
 from protocols.ids import check_id
+from protocols.requests import CommandFailed
 from sim.clock import Clock, ManualClock, RealClock
 from sim.pools import PoolSpec
 from sim.service import CoreService
@@ -55,10 +56,6 @@ REAL_TICK_S = 0.25
 
 class WaitTimeout(AssertionError):
     """A condition was not met within its time; `str()` says which and when."""
-
-
-class CommandFailed(RuntimeError):
-    """The core refused a command; `str()` is its error sentence."""
 
 
 def resolve_site(topology: Topology, site: str | None = None) -> Site:
@@ -204,7 +201,7 @@ class DataCenter:
         CommandFailed if the core refuses it."""
         reply = await self.command("query", what=what, **filters)
         if not reply.ok or reply.result is None:
-            raise CommandFailed(reply.error or f"query {what} returned nothing")
+            raise CommandFailed(reply.error or f"the core refused the {what} query", reply)
         return reply.result
 
     async def node_state(self, node: str) -> str:

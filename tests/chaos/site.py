@@ -12,13 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
+
 from aidc.runtime.brokers import QUEUED_PER_CLIENT, free_port, spawned_broker
-from protocols.codec import decode_message, encode
+from protocols.codec import REPLY
 from protocols.commands import OperatorCommand, Query, Reply
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import CoreStatus
-from tests.mqtt import running, spawn_aidc, until
+from protocols.requests import Requester
+from protocols.topics import command_topic, reply_prefix
+from tests.mqtt import Inbox, running, spawn_aidc, until
 
 STOP_TIMEOUT_S = 30.0
 REPLY_TIMEOUT_S = 30.0
@@ -110,22 +114,14 @@ class LiveSite:
         """Yield to the event loop for a moment."""
         await asyncio.sleep(seconds)
 
-    async def ask(self, command: OperatorCommand | bytes) -> Reply:
-        """Send a command (a struct, or raw JSON bytes) and wait for the core's reply."""
+    async def ask(self, command: OperatorCommand) -> Reply:
+        """Send a command on a connection of its own and wait for the core's reply."""
         self._asked += 1
-        if isinstance(command, bytes):
-            ident = json.loads(command)["id"]
-            payload = command
-        else:
-            ident, payload = command.id, encode(command)
-        topic = f"aidc/v1/{self.site}/ctl/reply/{ident}"
-        link = Link(self.endpoint, f"asker-{self._asked}", subscriptions=[(topic, 1)])
-        async with running(link) as inbox:
-            await link.publish(f"aidc/v1/{self.site}/ctl/cmd", payload, qos=1)
-            (message,) = await inbox.wait_for(1, timeout=REPLY_TIMEOUT_S)
-        _, reply = decode_message(topic, bytes(message.payload))  # type: ignore[arg-type]
-        assert isinstance(reply, Reply)
-        return reply
+        name = f"asker-{self._asked}"
+        link = Link(self.endpoint, name)
+        requester = Requester(link, self.site, name, timeout_s=REPLY_TIMEOUT_S)
+        async with running(link, _Replies(requester)):
+            return await requester.request(command)
 
     async def core_online(self, connection: int = 1, timeout: float = REPLY_TIMEOUT_S) -> None:
         """Wait until the core's retained status says it is online, on its `connection`th
@@ -142,8 +138,15 @@ class LiveSite:
             await until(online, timeout)
 
     async def command_json(self, text: str) -> Reply:
-        """Send a JSON command as mosquitto_pub would, and wait for its reply."""
-        return await self.ask(text.encode())
+        """Send a JSON command as mosquitto_pub would (no reply_to), and wait for its reply on
+        the topic the core answers such a command on."""
+        self._asked += 1
+        topic = f"{reply_prefix(self.site)}{json.loads(text)['id']}"
+        link = Link(self.endpoint, f"asker-{self._asked}", subscriptions=[(topic, 1)])
+        async with running(link) as inbox:
+            await link.publish(command_topic(self.site), text.encode(), qos=1)
+            (message,) = await inbox.wait_for(1, timeout=REPLY_TIMEOUT_S)
+        return REPLY.decode(bytes(message.payload))
 
     async def node_states(self, **filters: Any) -> dict[str, str]:
         """Every node's state, by node id, as the core reports it."""
@@ -153,6 +156,17 @@ class LiveSite:
         )
         assert reply.ok, reply.error
         return {row["node"]: row["state"] for row in reply.result["nodes"]}
+
+
+class _Replies(Inbox):
+    """Hands the messages a link receives to its Requester, as replies."""
+
+    def __init__(self, requester: Requester) -> None:
+        super().__init__()
+        self.requester = requester
+
+    async def put(self, message: aiomqtt.Message) -> None:
+        self.requester.take(bytes(message.payload))
 
 
 @contextlib.contextmanager

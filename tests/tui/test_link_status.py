@@ -51,7 +51,7 @@ async def test_the_header_follows_the_broker_and_the_core_going_and_coming_back(
 async def test_a_command_with_no_core_to_answer_says_so() -> None:
     with spawned_broker("mosquitto") as endpoint:
         app = AidcApp(endpoint, SITE)
-        app.bridge.reply_timeout_s = 0.5
+        app.bridge.requester.timeout_s = 0.5
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.bridge.fleet.link.up)
             await app.run_command_line("uncordon r001-n01")

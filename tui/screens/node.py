@@ -12,8 +12,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Label, Static
 
+from protocols.requests import CommandFailed
 from tui import format as fmt
-from tui.bridge import CommandFailed
 from tui.messages import CommandAnswered
 from tui.screens.events import event_row, events_columns
 from tui.screens.node_actions import NodeActionsView

@@ -10,8 +10,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from protocols.requests import CommandFailed
 from tui import format as fmt
-from tui.bridge import CommandFailed
 from tui.command_line import CommandLineError, GoTo, parse
 from tui.messages import CommandAnswered, OpenView
 from tui.screens.node_actions import NodeActionsView
