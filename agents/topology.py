@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from agents.catalog import RACK_KINDS, SPECTRUM_4, RackKind
+from protocols.errors import AidcError
 from protocols.ids import check_id
 
 SWITCHES_PER_NET_RACK = 16
 MAX_RACKS = 100_000
 
 
-class TopologyError(ValueError):
+class TopologyError(AidcError, ValueError):
     """A topology that cannot be built; `str()` says where and why."""
 
 

@@ -1,6 +1,5 @@
 """The `aidc` command line: the parser of every subcommand in aidc/commands/, and `main`,
-which runs the chosen one and turns the errors a user can cause into one line and an exit
-code."""
+which runs the chosen one and turns every AidcError into one line and its exit code."""
 
 import argparse
 import logging
@@ -21,9 +20,8 @@ from aidc.commands import (
     tui,
     watch,
 )
-from aidc.errors import UsageError
-from aidc.runtime.brokers import BrokerError
 from aidc.runtime.console import ConsoleHandler
+from protocols.errors import AidcError
 
 SUBCOMMANDS = (broker, agents, acl, core, watch, tui, demo, scenario, record, replay)
 """In the order `aidc --help` lists them; each module has `add_parser(sub)` and `run(args)`."""
@@ -59,12 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         code: int = args.run(args)
-    except UsageError as error:
+    except AidcError as error:
         print(f"aidc: {error}", file=sys.stderr)
-        return 2
-    except BrokerError as error:
-        print(f"aidc: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     except KeyboardInterrupt:
         return 130
     return code

@@ -21,6 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from protocols.endpoint import Endpoint
+from protocols.errors import AidcError
 
 log = logging.getLogger("aidc.link")
 
@@ -102,7 +103,7 @@ def _reraise_swallowed_cancel() -> None:
         raise asyncio.CancelledError
 
 
-class LinkDown(ConnectionError):
+class LinkDown(AidcError, ConnectionError):
     """The link is not connected to its broker right now."""
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, BinaryIO
 import msgspec
 from msgspec import Meta, Struct
 
+from protocols.errors import AidcError
 from protocols.ids import EntityId
 from protocols.messages import Text
 
@@ -47,7 +48,7 @@ class RecordedMessage(Struct, frozen=True, gc=False, array_like=True):
     """Whether the broker delivered it as a retained message."""
 
 
-class RecordingError(ValueError):
+class RecordingError(AidcError, ValueError):
     """A file that is not a readable recording; `str()` says why in one sentence."""
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from protocols import hardware
+from protocols.errors import AidcError
 
 MIB = 2**20
 BYTES_PER_MB = 1e6
@@ -171,14 +172,14 @@ class Accelerator:
         return self.fp8_flops if bytes_per_param <= 1 else self.bf16_flops
 
 
-class UnknownAcceleratorError(KeyError):
+class UnknownAcceleratorError(AidcError, KeyError):
     """A device name the catalogue does not hold."""
 
     def __str__(self) -> str:
         return f"no accelerator named {self.args[0]!r}; known: {', '.join(sorted(ACCELERATORS))}"
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(AidcError, KeyError):
     """A model key the catalogue does not hold."""
 
     def __str__(self) -> str:

@@ -21,6 +21,7 @@ from protocols.commands import (
     Scale,
     Uncordon,
 )
+from protocols.errors import AidcError
 from protocols.faults import DEVICE_NOUNS, DEVICE_PARAMS, fault_problem
 from sim.fleet_state import NODE_KINDS, FleetState
 from sim.journal import (
@@ -76,7 +77,7 @@ class _Schedulable(Mapping[str, npt.NDArray[np.bool_]]):
         return len(self._control.fleet.devices)
 
 
-class CommandError(ValueError):
+class CommandError(AidcError, ValueError):
     """A command that cannot be carried out; `str()` is the reply's error sentence."""
 
 

@@ -24,6 +24,7 @@ from protocols.commands import (
     Scale,
     Uncordon,
 )
+from protocols.errors import AidcError
 from protocols.limits import MAX_TEXT
 
 APPLICATION_ID = 0x61696463
@@ -89,11 +90,11 @@ COMMIT;
 _CANONICAL = msgspec.json.Encoder(order="deterministic")
 
 
-class JournalError(RuntimeError):
+class JournalError(AidcError, RuntimeError):
     """A file that cannot be the journal; `str()` is one sentence for the user."""
 
 
-class IdConflict(ValueError):
+class IdConflict(AidcError, ValueError):
     """A command id the journal already holds for another command; `str()` names it."""
 
 

@@ -21,6 +21,7 @@ from protocols.commands import (
     Scale,
     Uncordon,
 )
+from protocols.errors import AidcError
 from protocols.messages import NodeState
 from tui.validate import InvalidInput, command, entity, number
 
@@ -55,7 +56,7 @@ MUTATIONS = frozenset(
 )
 
 
-class CommandLineError(ValueError):
+class CommandLineError(AidcError, ValueError):
     """Command-mode input that means nothing; `str()` says why and what would."""
 
 

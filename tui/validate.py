@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from protocols.commands import Command
+from protocols.errors import AidcError
 from protocols.ids import check_id
 
 C = TypeVar("C", bound=Command)
@@ -15,7 +16,7 @@ C = TypeVar("C", bound=Command)
 _AT = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
 
 
-class InvalidInput(ValueError):
+class InvalidInput(AidcError, ValueError):
     """Input the operator can fix; `str()` says what is wrong with it."""
 
 

@@ -38,6 +38,7 @@ from aidc.site.client import SiteClient, SiteUnavailable
 from aidc.site.demo_site import demo_site, describe, topology_toml
 from aidc.site.state import State
 from protocols.endpoint import Endpoint
+from protocols.errors import AidcError
 
 STATUS_EVERY_S = 1.0
 CORE_START_S = 180.0
@@ -47,7 +48,7 @@ REACH_TIMEOUT_S = 5.0
 DASHBOARD_MODULES = ("aidc.commands.tui", "tui.app")
 
 
-class ComponentStopped(Exception):
+class ComponentStopped(AidcError):
     """A child process exited while the demo ran; `str()` says which and why."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from aidc.errors import UsageError
 from aidc.runtime.children import die_with_parent, stop_process
 from protocols.endpoint import Endpoint, parse_broker_url
+from protocols.errors import AidcError
 
 SPAWNED = ("embedded", "mosquitto")
 START_TIMEOUT_S = 20.0
@@ -25,7 +26,7 @@ QUEUED_PER_CLIENT = 200_000
 (mosquitto's default is 1000)."""
 
 
-class BrokerError(RuntimeError):
+class BrokerError(AidcError, RuntimeError):
     """A broker could not be started; `str()` is one sentence for the user."""
 
 

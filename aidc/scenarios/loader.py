@@ -45,6 +45,7 @@ from aidc.scenarios.model import Scenario, Step
 from aidc.scenarios.toml_lines import Path as KeyPath
 from aidc.scenarios.toml_lines import key_lines, line_of
 from aidc.site.datacenter import DEFAULT_START, build_command
+from protocols.errors import AidcError
 from sim import defaults
 from sim.catalog import B200, GB200, GROQ_LPU, H100, H200
 from sim.fleet_state import FleetState
@@ -69,7 +70,7 @@ HARDWARE = {
 """Short names for pool hardware: h100, h200, b200, gb200, lpu (or the full device name)."""
 
 
-class ScenarioError(ValueError):
+class ScenarioError(AidcError, ValueError):
     """A scenario file that cannot be run; `str()` is `file:line: problem`."""
 
 

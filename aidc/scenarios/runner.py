@@ -12,6 +12,7 @@ from aidc.scenarios.model import Scenario, Step
 from aidc.site.client import SiteUnavailable
 from aidc.site.datacenter import DataCenter
 from protocols.endpoint import Endpoint
+from protocols.errors import AidcError
 from protocols.requests import CommandFailed
 
 Outcome = Literal["passed", "failed", "skipped"]
@@ -50,7 +51,7 @@ class ScenarioResult:
         return next((r for r in self.steps if r.outcome == "failed"), None)
 
 
-class StepFailed(Exception):
+class StepFailed(AidcError):
     """A step did not pass; carries its result."""
 
     def __init__(self, result: StepResult) -> None:

@@ -31,7 +31,7 @@ from aidc.site.state import State
 from protocols.codec import COMMAND, encode_json
 from protocols.commands import OperatorCommand, Reply
 from protocols.endpoint import Endpoint
-from protocols.errors import MessageError
+from protocols.errors import AidcError, MessageError
 from protocols.ids import check_id
 from protocols.requests import CommandFailed
 from sim.clock import Clock, ManualClock, RealClock
@@ -54,7 +54,7 @@ REAL_TICK_S = 0.25
 """On a real clock: real seconds a tick (and between an agent's reports)."""
 
 
-class WaitTimeout(AssertionError):
+class WaitTimeout(AidcError, AssertionError):
     """A condition was not met within its time; `str()` says which and when."""
 
 
