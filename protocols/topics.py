@@ -47,12 +47,30 @@ class StateView(StrEnum):
     FABRIC = "fabric"
 
 
+class TopicKind(StrEnum):
+    """Every kind of topic `parse_topic` tells apart: the agent topics, the core's status and
+    events, the state views, and the commands and their replies."""
+
+    BIRTH = AgentTopic.BIRTH.value
+    DEATH = AgentTopic.DEATH.value
+    TELEMETRY = AgentTopic.TELEMETRY.value
+    ASSIGN = AgentTopic.ASSIGN.value
+    AGENTCMD = AgentTopic.AGENTCMD.value
+    STATUS = "status"
+    EVENTS = "events"
+    SUMMARY = StateView.SUMMARY.value
+    RACKS = StateView.RACKS.value
+    POOLS = StateView.POOLS.value
+    FABRIC = StateView.FABRIC.value
+    CMD = "cmd"
+    REPLY = "reply"
+
+
 class Topic(NamedTuple):
-    """A parsed aidc topic: `kind` is an AgentTopic, 'status', 'events', a StateView,
-    'cmd' or 'reply'; the other fields are '' where the kind has none."""
+    """A parsed aidc topic; the fields after `kind` are '' where the kind has none."""
 
     site: str
-    kind: str
+    kind: TopicKind
     rack: str = ""
     agent: str = ""
     name: str = ""
@@ -109,7 +127,11 @@ def reply_prefix(site: str) -> str:
     return f"{_site(site)}/ctl/reply/"
 
 
-_CORE_KINDS = {("core", "status"): "status", ("core", "events"): "events", ("ctl", "cmd"): "cmd"}
+_CORE_KINDS = {
+    ("core", "status"): TopicKind.STATUS,
+    ("core", "events"): TopicKind.EVENTS,
+    ("ctl", "cmd"): TopicKind.CMD,
+}
 
 
 MAX_REPLY_LEVELS = 4
@@ -132,12 +154,13 @@ def parse_topic(topic: str) -> Topic:
     site = check_id(parts[2], "site")
     rest = parts[3:]
     if len(rest) == 3 and rest[0] in AgentTopic.__members__.values():
-        return Topic(site, rest[0], check_id(rest[1], "rack"), check_id(rest[2], "agent"))
+        rack, agent = check_id(rest[1], "rack"), check_id(rest[2], "agent")
+        return Topic(site, TopicKind(rest[0]), rack, agent)
     if len(rest) == 2 and (kind := _CORE_KINDS.get((rest[0], rest[1]))):
         return Topic(site, kind)
     if len(rest) == 2 and rest[0] == "state" and rest[1] in StateView.__members__.values():
-        return Topic(site, rest[1])
+        return Topic(site, TopicKind(rest[1]))
     if 3 <= len(rest) <= 2 + MAX_REPLY_LEVELS and rest[:2] == ["ctl", "reply"]:
         # a client may keep its replies under its own levels (`ctl/reply/{client}/{id}`)
-        return Topic(site, "reply", name="/".join(check_reply_level(r) for r in rest[2:]))
+        return Topic(site, TopicKind.REPLY, name="/".join(check_reply_level(r) for r in rest[2:]))
     raise ValueError(f"topic {topic!r} is not an aidc v1 topic")

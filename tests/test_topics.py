@@ -10,6 +10,7 @@ from protocols.topics import (
     AgentTopic,
     StateView,
     Topic,
+    TopicKind,
     agent_filter,
     agent_topic,
     command_topic,
@@ -27,22 +28,24 @@ ids = st.from_regex(ID_PATTERN, fullmatch=True)
 def test_agent_topics_round_trip(kind: AgentTopic, site: str, rack: str, agent: str) -> None:
     topic = agent_topic(kind, site, rack, agent)
     assert topic == f"aidc/v1/{site}/{kind}/{rack}/{agent}"
-    assert parse_topic(topic) == Topic(site, kind, rack, agent)
+    assert parse_topic(topic) == Topic(site, TopicKind(kind), rack, agent)
+    assert type(parse_topic(topic).kind) is TopicKind
 
 
 @pytest.mark.parametrize(
     ("topic", "parsed"),
     [
-        (core_status_topic("dc1"), Topic("dc1", "status")),
-        (events_topic("dc1"), Topic("dc1", "events")),
-        (command_topic("dc1"), Topic("dc1", "cmd")),
-        (reply_topic("dc1", "Drain_1.a"), Topic("dc1", "reply", name="Drain_1.a")),
-        ("aidc/v1/dc1/ctl/reply/tui-7/c1", Topic("dc1", "reply", name="tui-7/c1")),
-        *[(state_topic("dc1", view), Topic("dc1", view)) for view in StateView],
+        (core_status_topic("dc1"), Topic("dc1", TopicKind.STATUS)),
+        (events_topic("dc1"), Topic("dc1", TopicKind.EVENTS)),
+        (command_topic("dc1"), Topic("dc1", TopicKind.CMD)),
+        (reply_topic("dc1", "Drain_1.a"), Topic("dc1", TopicKind.REPLY, name="Drain_1.a")),
+        ("aidc/v1/dc1/ctl/reply/tui-7/c1", Topic("dc1", TopicKind.REPLY, name="tui-7/c1")),
+        *[(state_topic("dc1", view), Topic("dc1", TopicKind(view))) for view in StateView],
     ],
 )
 def test_core_topics_round_trip(topic: str, parsed: Topic) -> None:
     assert parse_topic(topic) == parsed
+    assert type(parse_topic(topic).kind) is TopicKind
 
 
 def test_filters_use_single_level_wildcards() -> None:

@@ -19,7 +19,7 @@ from protocols.errors import MessageError
 from protocols.link import Link, LinkDown
 from protocols.messages import Event, Events
 from protocols.topics import (
-    StateView,
+    TopicKind,
     command_topic,
     core_status_topic,
     events_topic,
@@ -35,7 +35,7 @@ REPLY_TIMEOUT_S = 10.0
 """How long a command waits for the core's reply."""
 BACKFILL_EVENTS = 200
 """Recent events read back from the core on every (re)connect."""
-HELD = frozenset({StateView.RACKS, StateView.FABRIC})
+HELD = frozenset({TopicKind.RACKS, TopicKind.FABRIC})
 """Views decoded when read rather than when they arrive (they are the big ones)."""
 
 
