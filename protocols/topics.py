@@ -20,12 +20,17 @@ Core topics:
 
 import re
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from protocols.ids import check_command_id, check_id
 
 ROOT = "aidc/v1"
-WILDCARD = "+"
+WILDCARD: Final = "+"
+SUBTREE: Final = "#"
+"""MQTT's multi-level wildcard: a filter ending in it matches every topic below."""
+LOGIN = "%u"
+"""The client's username in a broker ACL's `pattern` lines: as the agent level of an agent
+filter, it lets each agent's login reach only its own topics."""
 
 
 class AgentTopic(StrEnum):
@@ -86,9 +91,10 @@ def agent_topic(kind: AgentTopic, site: str, rack: str, agent: str) -> str:
 
 
 def agent_filter(kind: AgentTopic, site: str, rack: str = WILDCARD, agent: str = WILDCARD) -> str:
-    """A subscription filter for agents' messages of `kind` (all racks and agents by default)."""
+    """A subscription filter for agents' messages of `kind` (all racks and agents by default;
+    `agent` may be LOGIN in an ACL)."""
     rack = rack if rack == WILDCARD else check_id(rack, "rack")
-    agent = agent if agent == WILDCARD else check_id(agent, "agent")
+    agent = agent if agent in (WILDCARD, LOGIN) else check_id(agent, "agent")
     return f"{_site(site)}/{AgentTopic(kind)}/{rack}/{agent}"
 
 
@@ -107,9 +113,19 @@ def state_topic(site: str, view: StateView) -> str:
     return f"{_site(site)}/state/{StateView(view)}"
 
 
-def state_filter(site: str) -> str:
-    """All fleet state views of a site."""
-    return f"{_site(site)}/state/{WILDCARD}"
+def state_filter(site: str, level: Literal["+", "#"] = WILDCARD) -> str:
+    """All fleet state views of a site (with `level` SUBTREE, any topic below `state/`)."""
+    return f"{_site(site)}/state/{level}"
+
+
+def core_filter(site: str) -> str:
+    """Every topic the core publishes about itself: its status and events."""
+    return f"{_site(site)}/core/{SUBTREE}"
+
+
+def site_filter(site: str) -> str:
+    """Every topic of a site."""
+    return f"{_site(site)}/{SUBTREE}"
 
 
 def command_topic(site: str) -> str:

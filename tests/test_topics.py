@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from protocols.commands import Cordon, reply_destination
 from protocols.ids import ID_PATTERN, check_command_id, check_id
 from protocols.topics import (
+    LOGIN,
+    SUBTREE,
     AgentTopic,
     StateView,
     Topic,
@@ -14,10 +16,13 @@ from protocols.topics import (
     agent_filter,
     agent_topic,
     command_topic,
+    core_filter,
     core_status_topic,
     events_topic,
     parse_topic,
     reply_topic,
+    site_filter,
+    state_filter,
     state_topic,
 )
 
@@ -51,6 +56,16 @@ def test_core_topics_round_trip(topic: str, parsed: Topic) -> None:
 def test_filters_use_single_level_wildcards() -> None:
     assert agent_filter(AgentTopic.TELEMETRY, "dc1") == "aidc/v1/dc1/telemetry/+/+"
     assert agent_filter(AgentTopic.BIRTH, "dc1", rack="r7") == "aidc/v1/dc1/birth/r7/+"
+
+
+def test_acl_filters_take_subtrees_and_the_login_as_the_agent() -> None:
+    assert site_filter("dc1") == "aidc/v1/dc1/#"
+    assert core_filter("dc1") == "aidc/v1/dc1/core/#"
+    assert state_filter("dc1") == "aidc/v1/dc1/state/+"
+    assert state_filter("dc1", SUBTREE) == "aidc/v1/dc1/state/#"
+    assert agent_filter(AgentTopic.ASSIGN, "dc1", agent=LOGIN) == "aidc/v1/dc1/assign/+/%u"
+    with pytest.raises(ValueError, match="rack"):
+        agent_filter(AgentTopic.ASSIGN, "dc1", rack=LOGIN)
 
 
 @pytest.mark.parametrize(
