@@ -23,7 +23,7 @@ from protocols.errors import MessageError
 from protocols.faults import FAULT_DEVICES
 from protocols.link import Link, LinkDown
 from protocols.messages import Assignment, Birth, CoreStatus, Death, Telemetry
-from protocols.topics import AgentTopic, agent_topic, core_status_topic, parse_topic
+from protocols.topics import AgentTopic, TopicKind, agent_topic, core_status_topic, parse_topic
 
 log = logging.getLogger("aidc.agents")
 
@@ -143,11 +143,11 @@ class Agent:
         topic = message.topic.value
         try:
             kind = parse_topic(topic).kind
-            if kind == AgentTopic.ASSIGN:
+            if kind == TopicKind.ASSIGN:
                 self.apply(codec.ASSIGNMENT.decode(payload))
-            elif kind == AgentTopic.AGENTCMD:
+            elif kind == TopicKind.AGENTCMD:
                 await self.command(codec.AGENT_COMMAND.decode(payload))
-            elif kind == "status":
+            elif kind == TopicKind.STATUS:
                 await self._core_status(codec.CORE_STATUS.decode(payload))
         except (MessageError, ValueError) as error:
             self._complaints.reject("malformed", f"agent {self.id} rejected {topic}: {error}")

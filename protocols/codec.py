@@ -20,7 +20,7 @@ from protocols.limits import (
     MAX_STATE_BYTES,
     MAX_TELEMETRY_BYTES,
 )
-from protocols.topics import Topic, parse_topic
+from protocols.topics import Topic, TopicKind, parse_topic
 
 T = TypeVar("T")
 
@@ -120,22 +120,22 @@ REPLY = Codec[commands.Reply]("reply", commands.Reply, MAX_STATE_BYTES)
 ADDRESSED = Codec[commands.Addressed]("command address", commands.Addressed, MAX_COMMAND_BYTES)
 """Reads the id and reply topic of a command that COMMAND refuses."""
 
-CODECS: dict[str, Codec[Any]] = {
-    "birth": BIRTH,
-    "death": DEATH,
-    "telemetry": TELEMETRY,
-    "assign": ASSIGNMENT,
-    "agentcmd": AGENT_COMMAND,
-    "status": CORE_STATUS,
-    "events": EVENTS,
-    "summary": SUMMARY,
-    "racks": RACK_STATES,
-    "pools": POOL_STATES,
-    "fabric": FABRIC_STATE,
-    "cmd": COMMAND,
-    "reply": REPLY,
+CODECS: dict[TopicKind, Codec[Any]] = {
+    TopicKind.BIRTH: BIRTH,
+    TopicKind.DEATH: DEATH,
+    TopicKind.TELEMETRY: TELEMETRY,
+    TopicKind.ASSIGN: ASSIGNMENT,
+    TopicKind.AGENTCMD: AGENT_COMMAND,
+    TopicKind.STATUS: CORE_STATUS,
+    TopicKind.EVENTS: EVENTS,
+    TopicKind.SUMMARY: SUMMARY,
+    TopicKind.RACKS: RACK_STATES,
+    TopicKind.POOLS: POOL_STATES,
+    TopicKind.FABRIC: FABRIC_STATE,
+    TopicKind.CMD: COMMAND,
+    TopicKind.REPLY: REPLY,
 }
-"""The codec of every topic kind (`Topic.kind`)."""
+"""The codec of every topic kind."""
 
 
 def decode_message(topic: str, payload: bytes | bytearray | memoryview) -> tuple[Topic, Any]:

@@ -20,12 +20,17 @@ Core topics:
 
 import re
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from protocols.ids import check_command_id, check_id
 
 ROOT = "aidc/v1"
-WILDCARD = "+"
+WILDCARD: Final = "+"
+SUBTREE: Final = "#"
+"""MQTT's multi-level wildcard: a filter ending in it matches every topic below."""
+LOGIN = "%u"
+"""The client's username in a broker ACL's `pattern` lines: as the agent level of an agent
+filter, it lets each agent's login reach only its own topics."""
 
 
 class AgentTopic(StrEnum):
@@ -47,12 +52,30 @@ class StateView(StrEnum):
     FABRIC = "fabric"
 
 
+class TopicKind(StrEnum):
+    """Every kind of topic `parse_topic` tells apart: the agent topics, the core's status and
+    events, the state views, and the commands and their replies."""
+
+    BIRTH = AgentTopic.BIRTH.value
+    DEATH = AgentTopic.DEATH.value
+    TELEMETRY = AgentTopic.TELEMETRY.value
+    ASSIGN = AgentTopic.ASSIGN.value
+    AGENTCMD = AgentTopic.AGENTCMD.value
+    STATUS = "status"
+    EVENTS = "events"
+    SUMMARY = StateView.SUMMARY.value
+    RACKS = StateView.RACKS.value
+    POOLS = StateView.POOLS.value
+    FABRIC = StateView.FABRIC.value
+    CMD = "cmd"
+    REPLY = "reply"
+
+
 class Topic(NamedTuple):
-    """A parsed aidc topic: `kind` is an AgentTopic, 'status', 'events', a StateView,
-    'cmd' or 'reply'; the other fields are '' where the kind has none."""
+    """A parsed aidc topic; the fields after `kind` are '' where the kind has none."""
 
     site: str
-    kind: str
+    kind: TopicKind
     rack: str = ""
     agent: str = ""
     name: str = ""
@@ -68,9 +91,10 @@ def agent_topic(kind: AgentTopic, site: str, rack: str, agent: str) -> str:
 
 
 def agent_filter(kind: AgentTopic, site: str, rack: str = WILDCARD, agent: str = WILDCARD) -> str:
-    """A subscription filter for agents' messages of `kind` (all racks and agents by default)."""
+    """A subscription filter for agents' messages of `kind` (all racks and agents by default;
+    `agent` may be LOGIN in an ACL)."""
     rack = rack if rack == WILDCARD else check_id(rack, "rack")
-    agent = agent if agent == WILDCARD else check_id(agent, "agent")
+    agent = agent if agent in (WILDCARD, LOGIN) else check_id(agent, "agent")
     return f"{_site(site)}/{AgentTopic(kind)}/{rack}/{agent}"
 
 
@@ -89,9 +113,19 @@ def state_topic(site: str, view: StateView) -> str:
     return f"{_site(site)}/state/{StateView(view)}"
 
 
-def state_filter(site: str) -> str:
-    """All fleet state views of a site."""
-    return f"{_site(site)}/state/{WILDCARD}"
+def state_filter(site: str, level: Literal["+", "#"] = WILDCARD) -> str:
+    """All fleet state views of a site (with `level` SUBTREE, any topic below `state/`)."""
+    return f"{_site(site)}/state/{level}"
+
+
+def core_filter(site: str) -> str:
+    """Every topic the core publishes about itself: its status and events."""
+    return f"{_site(site)}/core/{SUBTREE}"
+
+
+def site_filter(site: str) -> str:
+    """Every topic of a site."""
+    return f"{_site(site)}/{SUBTREE}"
 
 
 def command_topic(site: str) -> str:
@@ -109,7 +143,11 @@ def reply_prefix(site: str) -> str:
     return f"{_site(site)}/ctl/reply/"
 
 
-_CORE_KINDS = {("core", "status"): "status", ("core", "events"): "events", ("ctl", "cmd"): "cmd"}
+_CORE_KINDS = {
+    ("core", "status"): TopicKind.STATUS,
+    ("core", "events"): TopicKind.EVENTS,
+    ("ctl", "cmd"): TopicKind.CMD,
+}
 
 
 MAX_REPLY_LEVELS = 4
@@ -132,12 +170,13 @@ def parse_topic(topic: str) -> Topic:
     site = check_id(parts[2], "site")
     rest = parts[3:]
     if len(rest) == 3 and rest[0] in AgentTopic.__members__.values():
-        return Topic(site, rest[0], check_id(rest[1], "rack"), check_id(rest[2], "agent"))
+        rack, agent = check_id(rest[1], "rack"), check_id(rest[2], "agent")
+        return Topic(site, TopicKind(rest[0]), rack, agent)
     if len(rest) == 2 and (kind := _CORE_KINDS.get((rest[0], rest[1]))):
         return Topic(site, kind)
     if len(rest) == 2 and rest[0] == "state" and rest[1] in StateView.__members__.values():
-        return Topic(site, rest[1])
+        return Topic(site, TopicKind(rest[1]))
     if 3 <= len(rest) <= 2 + MAX_REPLY_LEVELS and rest[:2] == ["ctl", "reply"]:
         # a client may keep its replies under its own levels (`ctl/reply/{client}/{id}`)
-        return Topic(site, "reply", name="/".join(check_reply_level(r) for r in rest[2:]))
+        return Topic(site, TopicKind.REPLY, name="/".join(check_reply_level(r) for r in rest[2:]))
     raise ValueError(f"topic {topic!r} is not an aidc v1 topic")

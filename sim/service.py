@@ -47,6 +47,7 @@ from protocols.topics import (
     AgentTopic,
     StateView,
     Topic,
+    TopicKind,
     agent_filter,
     agent_topic,
     command_topic,
@@ -207,16 +208,16 @@ class CoreService:
         try:
             parsed = parse_topic(topic)
             kind = parsed.kind
-            if kind == AgentTopic.TELEMETRY:
+            if kind == TopicKind.TELEMETRY:
                 telemetry = codec.TELEMETRY.decode(payload)
                 if self._speaks_for_itself(topic, parsed, telemetry.agent):
                     await self._ingest(parsed.rack, telemetry, now)
-            elif kind == AgentTopic.BIRTH:
+            elif kind == TopicKind.BIRTH:
                 birth = codec.BIRTH.decode(payload)
                 if self._speaks_for_itself(topic, parsed, birth.agent, birth.rack):
                     self.fleet.on_birth(birth, now)
                     self._last_birth = time.monotonic()
-            elif kind == AgentTopic.DEATH:
+            elif kind == TopicKind.DEATH:
                 death = codec.DEATH.decode(payload)
                 if (
                     self._speaks_for_itself(topic, parsed, death.agent)
@@ -226,7 +227,7 @@ class CoreService:
                     self._event(
                         "error", f"agent/{death.agent}", "death", f"agent {death.agent} died"
                     )
-            elif kind == "cmd":
+            elif kind == TopicKind.CMD:
                 await self._command(payload, now)
         except (MessageError, ValueError) as error:
             self.complaints.reject("malformed", f"{topic}: {error}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from aidc.commands.acl import password_hash
+from aidc.commands.acl import acl_text, password_hash
 from aidc.runtime.brokers import free_port
 from protocols.codec import decode_message
 from protocols.commands import Reply
@@ -147,3 +147,27 @@ def test_hashes_are_mosquittos_pbkdf2_sha512() -> None:
     kind, iterations, salt, digest = hashed.split("$")[1:]
     assert (kind, iterations, salt) == ("7", "101", "MDEyMzQ1Njc4OWFi")
     assert len(digest) == 88, "64 bytes of SHA-512, base64"
+
+
+def test_the_acl_names_each_roles_topics() -> None:
+    assert acl_text("dc1") == (
+        "# aidc roles for site dc1: written by `aidc acl`\n"
+        "user core\n"
+        "topic readwrite aidc/v1/dc1/#\n"
+        "\n"
+        "user operator\n"
+        "topic read aidc/v1/dc1/#\n"
+        "topic write aidc/v1/dc1/ctl/cmd\n"
+        "\n"
+        "user viewer\n"
+        "topic read aidc/v1/dc1/state/#\n"
+        "topic read aidc/v1/dc1/core/#\n"
+        "\n"
+        "# Every other login is an agent, named by its agent id: it speaks only for itself.\n"
+        "pattern write aidc/v1/dc1/birth/+/%u\n"
+        "pattern write aidc/v1/dc1/death/+/%u\n"
+        "pattern write aidc/v1/dc1/telemetry/+/%u\n"
+        "pattern read aidc/v1/dc1/assign/+/%u\n"
+        "pattern read aidc/v1/dc1/agentcmd/+/%u\n"
+        "pattern read aidc/v1/dc1/core/status\n"
+    )

@@ -7,16 +7,22 @@ from hypothesis import strategies as st
 from protocols.commands import Cordon, reply_destination
 from protocols.ids import ID_PATTERN, check_command_id, check_id
 from protocols.topics import (
+    LOGIN,
+    SUBTREE,
     AgentTopic,
     StateView,
     Topic,
+    TopicKind,
     agent_filter,
     agent_topic,
     command_topic,
+    core_filter,
     core_status_topic,
     events_topic,
     parse_topic,
     reply_topic,
+    site_filter,
+    state_filter,
     state_topic,
 )
 
@@ -27,27 +33,39 @@ ids = st.from_regex(ID_PATTERN, fullmatch=True)
 def test_agent_topics_round_trip(kind: AgentTopic, site: str, rack: str, agent: str) -> None:
     topic = agent_topic(kind, site, rack, agent)
     assert topic == f"aidc/v1/{site}/{kind}/{rack}/{agent}"
-    assert parse_topic(topic) == Topic(site, kind, rack, agent)
+    assert parse_topic(topic) == Topic(site, TopicKind(kind), rack, agent)
+    assert type(parse_topic(topic).kind) is TopicKind
 
 
 @pytest.mark.parametrize(
     ("topic", "parsed"),
     [
-        (core_status_topic("dc1"), Topic("dc1", "status")),
-        (events_topic("dc1"), Topic("dc1", "events")),
-        (command_topic("dc1"), Topic("dc1", "cmd")),
-        (reply_topic("dc1", "Drain_1.a"), Topic("dc1", "reply", name="Drain_1.a")),
-        ("aidc/v1/dc1/ctl/reply/tui-7/c1", Topic("dc1", "reply", name="tui-7/c1")),
-        *[(state_topic("dc1", view), Topic("dc1", view)) for view in StateView],
+        (core_status_topic("dc1"), Topic("dc1", TopicKind.STATUS)),
+        (events_topic("dc1"), Topic("dc1", TopicKind.EVENTS)),
+        (command_topic("dc1"), Topic("dc1", TopicKind.CMD)),
+        (reply_topic("dc1", "Drain_1.a"), Topic("dc1", TopicKind.REPLY, name="Drain_1.a")),
+        ("aidc/v1/dc1/ctl/reply/tui-7/c1", Topic("dc1", TopicKind.REPLY, name="tui-7/c1")),
+        *[(state_topic("dc1", view), Topic("dc1", TopicKind(view))) for view in StateView],
     ],
 )
 def test_core_topics_round_trip(topic: str, parsed: Topic) -> None:
     assert parse_topic(topic) == parsed
+    assert type(parse_topic(topic).kind) is TopicKind
 
 
 def test_filters_use_single_level_wildcards() -> None:
     assert agent_filter(AgentTopic.TELEMETRY, "dc1") == "aidc/v1/dc1/telemetry/+/+"
     assert agent_filter(AgentTopic.BIRTH, "dc1", rack="r7") == "aidc/v1/dc1/birth/r7/+"
+
+
+def test_acl_filters_take_subtrees_and_the_login_as_the_agent() -> None:
+    assert site_filter("dc1") == "aidc/v1/dc1/#"
+    assert core_filter("dc1") == "aidc/v1/dc1/core/#"
+    assert state_filter("dc1") == "aidc/v1/dc1/state/+"
+    assert state_filter("dc1", SUBTREE) == "aidc/v1/dc1/state/#"
+    assert agent_filter(AgentTopic.ASSIGN, "dc1", agent=LOGIN) == "aidc/v1/dc1/assign/+/%u"
+    with pytest.raises(ValueError, match="rack"):
+        agent_filter(AgentTopic.ASSIGN, "dc1", rack=LOGIN)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from protocols.link import Link
 from protocols.messages import Event, Events
 from protocols.requests import REPLY_TIMEOUT_S, CommandFailed, Requester
 from protocols.topics import (
-    StateView,
+    TopicKind,
     core_status_topic,
     events_topic,
     parse_topic,
@@ -31,7 +31,7 @@ C = TypeVar("C", bound=Command)
 
 BACKFILL_EVENTS = 200
 """Recent events read back from the core on every (re)connect."""
-HELD = frozenset({StateView.RACKS, StateView.FABRIC})
+HELD = frozenset({TopicKind.RACKS, TopicKind.FABRIC})
 """Views decoded when read rather than when they arrive (they are the big ones)."""
 
 

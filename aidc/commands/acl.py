@@ -28,6 +28,17 @@ from aidc.commands.options import (
     site_id,
 )
 from aidc.errors import UsageError
+from protocols.topics import (
+    LOGIN,
+    SUBTREE,
+    AgentTopic,
+    agent_filter,
+    command_topic,
+    core_filter,
+    core_status_topic,
+    site_filter,
+    state_filter,
+)
 
 ROLES = ("operator", "viewer", "core", "agent")
 PBKDF2_ITERATIONS = 101
@@ -44,26 +55,30 @@ def password_hash(password: str, salt: bytes | None = None) -> str:
 
 def acl_text(site: str) -> str:
     """The ACL of a site: what each role may read and write."""
-    root = f"aidc/v1/{site}"
+    everything = site_filter(site)
+
+    def own(kind: AgentTopic) -> str:
+        return agent_filter(kind, site, agent=LOGIN)
+
     return f"""# aidc roles for site {site}: written by `aidc acl`
 user core
-topic readwrite {root}/#
+topic readwrite {everything}
 
 user operator
-topic read {root}/#
-topic write {root}/ctl/cmd
+topic read {everything}
+topic write {command_topic(site)}
 
 user viewer
-topic read {root}/state/#
-topic read {root}/core/#
+topic read {state_filter(site, SUBTREE)}
+topic read {core_filter(site)}
 
 # Every other login is an agent, named by its agent id: it speaks only for itself.
-pattern write {root}/birth/+/%u
-pattern write {root}/death/+/%u
-pattern write {root}/telemetry/+/%u
-pattern read {root}/assign/+/%u
-pattern read {root}/agentcmd/+/%u
-pattern read {root}/core/status
+pattern write {own(AgentTopic.BIRTH)}
+pattern write {own(AgentTopic.DEATH)}
+pattern write {own(AgentTopic.TELEMETRY)}
+pattern read {own(AgentTopic.ASSIGN)}
+pattern read {own(AgentTopic.AGENTCMD)}
+pattern read {core_status_topic(site)}
 """
 
 

@@ -15,7 +15,7 @@ from protocols.codec import BIRTH, TELEMETRY
 from protocols.commands import Cordon, Query
 from protocols.link import Link
 from protocols.messages import Summary
-from protocols.topics import AgentTopic, agent_filter, parse_topic
+from protocols.topics import AgentTopic, TopicKind, agent_filter, parse_topic
 from tests.chaos.site import LiveSite, live_site, report
 from tests.mqtt import running, until
 
@@ -65,7 +65,7 @@ class Returns:
     async def put(self, message: aiomqtt.Message) -> None:
         payload = bytes(message.payload)  # type: ignore[arg-type]
         topic = parse_topic(message.topic.value)
-        decoder = BIRTH if topic.kind == AgentTopic.BIRTH else TELEMETRY
+        decoder = BIRTH if topic.kind == TopicKind.BIRTH else TELEMETRY
         self.agents.add(decoder.decode(payload).agent)
 
 
