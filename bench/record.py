@@ -32,11 +32,10 @@ sys.path.insert(0, str(ROOT))
 from aidc.commands.record import record  # noqa: E402
 from aidc.commands.replay import replay, survey  # noqa: E402
 from aidc.runtime.brokers import spawned_broker  # noqa: E402
+from aidc.site.client import SiteClient  # noqa: E402
+from aidc.site.state import State  # noqa: E402
 from protocols.endpoint import Endpoint  # noqa: E402
-from protocols.link import Link  # noqa: E402
-from protocols.messages import Summary  # noqa: E402
 from protocols.recording import RecordingReader, RecordingWriter  # noqa: E402
-from tests.mqtt import running, until  # noqa: E402
 
 SITE = "dc1"
 
@@ -66,16 +65,16 @@ def interrupt(process: "subprocess.Popen[str]") -> None:
     process.wait(timeout=30)
 
 
+def all_gpus_healthy(state: State) -> bool:
+    """Whether the core's latest summary counts GPUs, all of them healthy."""
+    summary = state.summary
+    return summary is not None and summary.gpus > 0 and summary.gpus_healthy == summary.gpus
+
+
 async def serving(endpoint: Endpoint) -> None:
     """Until the demo site's core reports every GPU healthy."""
-    link = Link(endpoint, "bench-ready", subscriptions=[(f"aidc/v1/{SITE}/state/summary", 0)])
-    async with running(link) as inbox:
-
-        def ready() -> bool:
-            summary = inbox.latest(Summary)
-            return summary is not None and summary.gpus > 0 and summary.gpus_healthy == summary.gpus
-
-        await until(ready, timeout=180)
+    async with SiteClient(endpoint, SITE, "bench-ready") as client:
+        await client.wait_until(all_gpus_healthy, within_s=180)
 
 
 async def record_for(endpoint: Endpoint, path: Path, seconds: float) -> float:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need (mosquitto and prometheus from Debian, aidc[test] in .venv),
-# then run lint, type checks and the whole test suite. Extra arguments go to pytest.
+# then run lint, type checks and the whole test suite, then the kernels' tests without numba's JIT.
+# Extra arguments go to the first pytest run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +23,15 @@ python3 -m venv .venv
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"
+
+# The kernels' tests again with numba's JIT off, as stumpy's CI runs its own: the kernels run as
+# the plain Python they are written in, so that code is tested too, and what works only compiled
+# fails. These are the tests of sim/'s @njit and prange kernels (with their twins in tests/naive.py).
+kernel_tests=(
+  tests/sim/test_aggregate.py tests/sim/test_checks.py tests/sim/test_fleet_state.py
+  tests/sim/test_health.py tests/sim/test_histogram.py tests/sim/test_liveness.py
+  tests/sim/test_pools.py tests/sim/test_roofline.py tests/sim/test_routing.py
+  tests/sim/test_serving.py tests/sim/test_world.py
+)
+NUMBA_DISABLE_JIT=1 .venv/bin/python -m pytest -q -p no:cacheprovider -m "not needs_jit" \
+  "${kernel_tests[@]}"

@@ -12,6 +12,66 @@ def scatter(rows, values, out):  # type: ignore[no-untyped-def]
             out[lane][row] = values[lane][j]
 
 
+# sim/roofline.py
+
+
+def weight_read_bytes(
+    dense_bytes: float, expert_bytes: float, expert_fraction: float, tokens: int
+) -> float:
+    """The dense weights, and each routed expert's share of the expert bytes if any of `tokens`
+    tokens uses it, every token using each expert with chance expert_fraction."""
+    unused = 1.0
+    for _ in range(tokens):
+        unused *= 1.0 - expert_fraction
+    return dense_bytes + expert_bytes * (1.0 - unused)
+
+
+def kv_capacity_tokens(
+    memory_bytes: float,
+    devices: int,
+    memory_utilisation: float,
+    weight_bytes: float,
+    kv_bytes_per_token: float,
+) -> int:
+    """Whole tokens of KV cache in what the devices' usable memory leaves beside the weights,
+    rounded down, so a negative count when the weights do not fit."""
+    usable = memory_bytes * devices * memory_utilisation
+    return math.floor((usable - weight_bytes) / kv_bytes_per_token)
+
+
+def decode_iteration_time(
+    batch: int,
+    context_tokens: int,
+    flops_per_token: float,
+    effective_flops: float,
+    dense_weight_bytes: float,
+    expert_weight_bytes: float,
+    expert_fraction: float,
+    kv_bytes_per_token: float,
+    effective_bandwidth: float,
+    comm_latency_s: float,
+    comm_s_per_token: float,
+    overhead_s: float,
+    clock_factor: float,
+) -> float:
+    """A step computing a token for each of `batch` sequences: the longer of the compute time
+    at the throttled clock and the time to read the weights the batch routes to and
+    `context_tokens` tokens of KV cache, plus an all-reduce latency, an all-reduce transfer
+    per token and the host overhead; an empty step takes no time."""
+    if batch <= 0:
+        return 0.0
+    compute_s = batch * flops_per_token / effective_flops / clock_factor
+    weights = weight_read_bytes(dense_weight_bytes, expert_weight_bytes, expert_fraction, batch)
+    memory_s = (weights + context_tokens * kv_bytes_per_token) / effective_bandwidth
+    return max(compute_s, memory_s) + comm_latency_s + batch * comm_s_per_token + overhead_s
+
+
+def prefill_time(tokens: int, *replica: float) -> float:
+    """A prefill step of `tokens` prompt tokens costs what a decode step of as many sequences
+    moving one token of KV cache each would: the roofline counts FLOPs and bytes, not phases."""
+    return decode_iteration_time(tokens, tokens, *replica)
+
+
 # sim/serving.py
 
 

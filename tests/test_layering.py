@@ -1,4 +1,5 @@
-"""The dependency direction of DESIGN.md: protocols <- agents, sim, tui <- aidc."""
+"""The dependency direction of DESIGN.md: protocols <- agents, sim, tui <- aidc; bench uses
+them all, but not the tests."""
 
 import ast
 import subprocess
@@ -40,6 +41,11 @@ def test_packages_import_only_what_the_layering_allows(package: str) -> None:
         assert ours <= ALLOWED[package], f"{path} imports {sorted(ours - ALLOWED[package])}"
         if package not in TEXTUAL_ALLOWED:
             assert "textual" not in names, f"{path} imports textual"
+
+
+def test_the_benchmarks_import_no_tests() -> None:
+    for path, names in imported_top_levels("bench").items():
+        assert "tests" not in names, f"{path} imports tests"
 
 
 def test_importing_the_lower_layers_loads_no_textual() -> None:

@@ -3,8 +3,11 @@
 from collections.abc import Callable
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from sim.catalog import (
+    ACCELERATORS,
     B200,
     GROQ_LPU,
     H100,
@@ -12,6 +15,9 @@ from sim.catalog import (
     LLAMA_3_1_70B,
     LLAMA_3_1_405B,
     MIXTRAL_8X22B,
+    MODELS,
+    Accelerator,
+    LlmModel,
 )
 from sim.roofline import (
     ITERATION_OVERHEAD_S,
@@ -22,6 +28,7 @@ from sim.roofline import (
     _decode_iteration_time,
     _kv_capacity_tokens,
     _prefill_time,
+    _weight_read_bytes,
     chips_needed,
     decode_iteration_time,
     decode_tokens_per_s,
@@ -32,6 +39,7 @@ from sim.roofline import (
     prefill_time,
     replica_perf,
 )
+from tests import naive
 
 
 @pytest.fixture(scope="module")
@@ -128,32 +136,118 @@ def test_an_lpu_replica_spans_hundreds_of_chips() -> None:
     assert 200 < decode_tokens_per_s(perf, 1, 1024) < 600, "a few hundred tokens/s per user"
 
 
-def test_the_kernels_equal_their_wrappers(large: ReplicaPerf) -> None:
-    shared = (
-        large.flops_per_token,
-        large.effective_flops,
-        large.dense_weight_bytes,
-        large.expert_weight_bytes,
-        large.expert_fraction,
-        large.kv_bytes_per_token,
-        large.effective_bandwidth,
-        large.comm_latency_s,
-        large.comm_s_per_token,
-        large.overhead_s,
+def kernel_constants(perf: ReplicaPerf) -> tuple[float, ...]:
+    """A replica's constants in the order the step kernels take them, after the token counts."""
+    return (
+        perf.flops_per_token,
+        perf.effective_flops,
+        perf.dense_weight_bytes,
+        perf.expert_weight_bytes,
+        perf.expert_fraction,
+        perf.kv_bytes_per_token,
+        perf.effective_bandwidth,
+        perf.comm_latency_s,
+        perf.comm_s_per_token,
+        perf.overhead_s,
     )
+
+
+def close(value: float) -> object:
+    """Equal to `value` but for rounding, however small it is."""
+    return pytest.approx(value, rel=1e-9, abs=0.0)
+
+
+EXPERT_FRACTION = st.integers(1, 256).flatmap(
+    lambda experts: st.integers(1, experts).map(lambda used: used / experts)
+)
+"""experts_per_token / experts of a model: 1 for a dense one."""
+REPLICA = st.tuples(
+    st.floats(1e9, 2e12),  # flops per token
+    st.floats(1e14, 1e19),  # effective FLOP/s
+    st.floats(1e8, 2e12),  # dense weight bytes
+    st.floats(0.0, 2e12),  # expert weight bytes
+    EXPERT_FRACTION,
+    st.floats(1e3, 1e7),  # KV bytes per token
+    st.floats(1e12, 1e17),  # effective bandwidth
+    st.floats(0.0, 1e-2),  # all-reduce latency
+    st.floats(0.0, 1e-6),  # all-reduce seconds per token
+    st.floats(0.0, 1e-2),  # host overhead
+)
+"""Step constants over wider ranges than the catalog's replicas (one GPU to an LPU replica's
+thousands of chips), drawn independently, so that steps of either bound occur."""
+DENSE = kernel_constants(replica_perf(LLAMA_3_1_8B, H100, 1))
+MOE = kernel_constants(replica_perf(MIXTRAL_8X22B, H100, 4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 200_000), st.integers(0, 10**8), REPLICA, st.floats(0.01, 1.0))
+@example(0, 0, MOE, 1.0)  # an empty step
+@example(1, 0, DENSE, 1.0)  # one token, no comm: the weight read
+@example(1, 10**6, MOE, 1.0)  # one token and its experts, a long context
+@example(200_000, 0, DENSE, 0.01)  # compute-bound, throttled
+@example(256, 256, MOE, 0.5)  # a batch that reads nearly every expert
+def test_the_step_kernels_equal_their_naive_twins(
+    tokens: int, context: int, replica: tuple[float, ...], clock: float
+) -> None:
+    assert _prefill_time(tokens, *replica, clock) == close(
+        naive.prefill_time(tokens, *replica, clock)
+    )
+    assert _decode_iteration_time(tokens, context, *replica, clock) == close(
+        naive.decode_iteration_time(tokens, context, *replica, clock)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(0.0, 2e12), st.floats(0.0, 2e12), EXPERT_FRACTION, st.integers(0, 200_000))
+@example(1e9, 1e11, 0.25, 0)  # no token: the dense weights only
+@example(1e9, 1e11, 1.0, 1)  # every expert at once
+@example(1e9, 1e11, 1 / 256, 1)
+@example(1e9, 1e11, 1 / 256, 10_000)
+def test_the_weight_read_kernel_equals_its_naive_twin(
+    dense: float, experts: float, fraction: float, tokens: int
+) -> None:
+    fast = _weight_read_bytes(dense, experts, fraction, tokens)
+    assert fast == close(naive.weight_read_bytes(dense, experts, fraction, tokens))
+
+
+@given(
+    st.sampled_from([a.memory_bytes for a in ACCELERATORS.values()]) | st.floats(1e6, 1e12),
+    st.integers(1, 4096),
+    st.floats(0.5, 1.0),
+    st.floats(0.0, 1e14),
+    st.floats(1e3, 1e7),
+)
+@example(1000.0, 2, 0.5, 1000.0, 1.0)  # the weights fill the memory: no token
+@example(1000.0, 2, 0.5, 1000.5, 1.0)  # they do not fit: below zero
+@example(1000.0, 2, 0.5, 0.0, 3.0)  # a token's last bytes do not fit
+def test_the_kv_capacity_kernel_equals_its_naive_twin(
+    memory: float, devices: int, utilisation: float, weights: float, kv_per_token: float
+) -> None:
+    args = (memory, devices, utilisation, weights, kv_per_token)
+    assert _kv_capacity_tokens(*args) == naive.kv_capacity_tokens(*args)
+
+
+@pytest.mark.parametrize("accelerator", ACCELERATORS.values(), ids=list(ACCELERATORS))
+@pytest.mark.parametrize("model", MODELS.values(), ids=list(MODELS))
+def test_the_wrappers_give_the_kernels_the_replica_s_constants(
+    model: LlmModel, accelerator: Accelerator
+) -> None:
+    tp = devices_needed(model, accelerator)
+    perf = replica_perf(model, accelerator, tp)
+    assert perf.kv_capacity_tokens == naive.kv_capacity_tokens(
+        accelerator.memory_bytes,
+        tp,
+        MEMORY_UTILISATION,
+        model.weight_bytes,
+        model.kv_bytes_per_token,
+    )
+    constants = kernel_constants(perf)
     for tokens, clock in ((0, 1.0), (1, 1.0), (2048, 0.7), (32_768, 0.3)):
-        wrapped = prefill_time(large, tokens, clock)
-        assert _prefill_time(tokens, *shared, clock) == wrapped
-        assert _prefill_time.py_func(tokens, *shared, clock) == pytest.approx(wrapped, rel=1e-12)
-    for batch, context, clock in ((0, 0, 1.0), (1, 100, 1.0), (64, 131_072, 0.5)):
-        wrapped = decode_iteration_time(large, batch, context, clock)
-        assert _decode_iteration_time(batch, context, *shared, clock) == wrapped
-        assert _decode_iteration_time.py_func(batch, context, *shared, clock) == pytest.approx(
-            wrapped, rel=1e-12
-        )
-    args = (H100.memory_bytes, 8, MEMORY_UTILISATION, LLAMA_3_1_70B.weight_bytes, 327_680.0)
-    assert _kv_capacity_tokens(*args) == _kv_capacity_tokens.py_func(*args)
-    assert _kv_capacity_tokens(*args) == large.kv_capacity_tokens
+        twin = naive.prefill_time(tokens, *constants, clock)
+        assert prefill_time(perf, tokens, clock) == close(twin)
+    for batch, context, clock in ((0, 0, 1.0), (1, 100, 1.0), (64, perf.kv_capacity_tokens, 0.5)):
+        twin = naive.decode_iteration_time(batch, context, *constants, clock)
+        assert decode_iteration_time(perf, batch, context, clock) == close(twin)
 
 
 def test_mixture_of_experts_reads_only_the_experts_its_batch_routes_to() -> None:
