@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 import aiomqtt
 import msgspec
 
-from protocols.codec import decode_message
 from protocols.commands import Command, QueryWhat, Reply
 from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
 from protocols.link import Link
 from protocols.messages import Event, Events
 from protocols.requests import REPLY_TIMEOUT_S, CommandFailed, Requester
+from protocols.state_topics import decode_state
 from protocols.topics import (
     TopicKind,
     core_status_topic,
@@ -142,7 +142,7 @@ class Bridge:
                 self.fleet.hold(kind, topic, payload)
                 self.on_change(kind)
                 return kind
-            _, message = decode_message(topic, payload)
+            _, message = decode_state(topic, payload)
         except (MessageError, ValueError) as error:
             self.fleet.reject(topic, error)
             return None

@@ -10,20 +10,12 @@ from collections.abc import Callable
 import aiomqtt
 
 from aidc.site.state import State
-from protocols import codec
 from protocols.commands import OperatorCommand, Reply
 from protocols.endpoint import Endpoint
 from protocols.errors import AidcError, MessageError
 from protocols.link import Link
-from protocols.messages import (
-    CoreStatus,
-    Events,
-    FabricState,
-    PoolStates,
-    RackStates,
-    Summary,
-)
 from protocols.requests import Requester
+from protocols.state_topics import decode_state
 from protocols.topics import core_status_topic, events_topic, state_filter
 
 log = logging.getLogger("aidc.client")
@@ -106,22 +98,10 @@ class SiteClient:
             if self.requester.answers(topic):
                 self.requester.take(payload)
                 return
-            _, value = codec.decode_message(topic, payload)
+            kind, value = decode_state(topic, payload)
         except (MessageError, ValueError) as error:
             log.warning("%s: %s", topic, error)
             return
-        state = self.state
-        if isinstance(value, Summary):
-            state.summary = value
-        elif isinstance(value, RackStates):
-            state.racks = value
-        elif isinstance(value, PoolStates):
-            state.pools = value
-        elif isinstance(value, FabricState):
-            state.fabric = value
-        elif isinstance(value, Events):
-            state.events.extend(value.events)
-        elif isinstance(value, CoreStatus):
-            state.core = value
+        self.state.put(kind, value)
         async with self._updates:
             self._updates.notify_all()

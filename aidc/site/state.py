@@ -9,6 +9,7 @@ from protocols.codec import arrays
 from protocols.messages import (
     CoreStatus,
     Event,
+    Events,
     FabricState,
     PoolState,
     PoolStates,
@@ -16,6 +17,8 @@ from protocols.messages import (
     Summary,
     SwitchState,
 )
+from protocols.state_topics import STATE_FIELDS, StateMessage
+from protocols.topics import TopicKind
 
 MAX_EVENTS = 10_000
 """Events a State keeps; older ones fall off."""
@@ -31,6 +34,13 @@ class State:
     fabric: FabricState | None = None
     core: CoreStatus | None = None
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
+
+    def put(self, kind: TopicKind, message: StateMessage) -> None:
+        """Keep a message the core published on one of the state topics."""
+        if isinstance(message, Events):
+            self.events.extend(message.events)
+        else:
+            setattr(self, STATE_FIELDS[kind], message)
 
     def pool(self, name: str) -> PoolState:
         """One pool's latest state; KeyError naming the pools there are if it is not one."""
