@@ -6,7 +6,7 @@ from typing import TypeAlias
 
 from protocols.codec import CODECS
 from protocols.messages import CoreStatus, Events, FabricState, PoolStates, RackStates, Summary
-from protocols.topics import TopicKind, parse_topic
+from protocols.topics import TopicKind, core_status_topic, events_topic, parse_topic, state_filter
 
 StateMessage: TypeAlias = Summary | RackStates | PoolStates | FabricState | CoreStatus | Events
 
@@ -32,3 +32,9 @@ def decode_state(
         raise ValueError(f"{topic} is not one of a site's state topics")
     message: StateMessage = CODECS[kind].decode(payload)
     return kind, message
+
+
+def state_subscriptions(site: str) -> list[tuple[str, int]]:
+    """The subscriptions (filter, QoS) of a client that follows `site`: the views at QoS 0
+    (each tick's replaces the last), the core's status and its events at QoS 1."""
+    return [(state_filter(site), 0), (core_status_topic(site), 1), (events_topic(site), 1)]

@@ -17,13 +17,10 @@ from protocols.errors import MessageError
 from protocols.link import Link
 from protocols.messages import Event, Events
 from protocols.requests import REPLY_TIMEOUT_S, CommandFailed, Requester
-from protocols.state_topics import decode_state
+from protocols.state_topics import decode_state, state_subscriptions
 from protocols.topics import (
     TopicKind,
-    core_status_topic,
-    events_topic,
     parse_topic,
-    state_filter,
 )
 from tui.fleet import Fleet
 
@@ -73,11 +70,7 @@ class Bridge:
         self.link = Link(
             endpoint,
             f"aidc-{self.token}",
-            subscriptions=[
-                (state_filter(site), 0),
-                (core_status_topic(site), 1),
-                (events_topic(site), 1),
-            ],
+            subscriptions=state_subscriptions(site),
             on_connect=self._connected,
             logger=logger,
         )

@@ -15,8 +15,7 @@ from protocols.endpoint import Endpoint
 from protocols.errors import AidcError, MessageError
 from protocols.link import Link
 from protocols.requests import Requester
-from protocols.state_topics import decode_state
-from protocols.topics import core_status_topic, events_topic, state_filter
+from protocols.state_topics import decode_state, state_subscriptions
 
 log = logging.getLogger("aidc.client")
 
@@ -43,11 +42,7 @@ class SiteClient:
         self.link = Link(
             endpoint,
             f"aidc-{self.tag}",
-            subscriptions=[
-                (state_filter(site), 0),
-                (events_topic(site), 1),
-                (core_status_topic(site), 1),
-            ],
+            subscriptions=state_subscriptions(site),
         )
         self.requester = Requester(self.link, site, self.tag)
         self._task: asyncio.Task[None] | None = None
