@@ -1,4 +1,5 @@
-"""aidc's composition root: the command line, broker launch, the demo, record and replay, the
-DataCenter API, scenarios and the pytest plugin."""
+"""aidc's composition root: the command line (cli.py and commands/), process plumbing
+(runtime/), one site in a Python program (site/), scripted scenarios (scenarios/) and the
+pytest plugin."""
 
 __version__ = "0.1.0"
