@@ -123,7 +123,7 @@ class LiveSite:
         async with running(link) as inbox:
             await link.publish(f"aidc/v1/{self.site}/ctl/cmd", payload, qos=1)
             (message,) = await inbox.wait_for(1, timeout=REPLY_TIMEOUT_S)
-        _, reply = decode_message(topic, bytes(message.payload))  # type: ignore[arg-type]
+        _, reply = decode_message(topic, bytes(message.payload))
         assert isinstance(reply, Reply)
         return reply
 
@@ -152,6 +152,7 @@ class LiveSite:
             Query(id=f"states-{self._asked}", what="nodes", limit=1000, **filters)
         )
         assert reply.ok, reply.error
+        assert reply.result is not None
         return {row["node"]: row["state"] for row in reply.result["nodes"]}
 
 
