@@ -36,7 +36,7 @@ class Inbox:
         """The messages of one type received so far, decoded, in arrival order."""
         out = []
         for message in self.messages:
-            _, value = decode_message(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
+            _, value = decode_message(message.topic.value, bytes(message.payload))
             if isinstance(value, kind):
                 out.append(value)
         return out
@@ -45,6 +45,12 @@ class Inbox:
         """The last message of one type, decoded, or None."""
         found = self.decoded(kind)
         return found[-1] if found else None
+
+    def received(self, kind: type[T]) -> T:
+        """The last message of one type, decoded; AssertionError if none has come yet."""
+        found = self.latest(kind)
+        assert found is not None, f"no {kind.__name__} received"
+        return found
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[aiomqtt.Message]:
         """The first `count` messages, once they are all there."""

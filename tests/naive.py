@@ -1,11 +1,16 @@
 """Slow, obvious twins of the numba kernels in sim/: each kernel's test compares the two."""
 
 import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from sim.serving import ReplicaParams, ReplicaState, TickResult
 
 # sim/fleet_state.py
 
 
-def scatter(rows, values, out):  # type: ignore[no-untyped-def]
+def scatter(rows: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
     """out[:, rows] = values, one element at a time."""
     for j, row in enumerate(rows):
         for lane in range(values.shape[0]):
@@ -75,7 +80,16 @@ def prefill_time(tokens: int, *replica: float) -> float:
 # sim/serving.py
 
 
-def serve(dt, arrivals, clock, up, kind, params, state, result):  # type: ignore[no-untyped-def]
+def serve(
+    dt: float,
+    arrivals: np.ndarray,
+    clock: np.ndarray,
+    up: np.ndarray,
+    kind: np.ndarray,
+    params: ReplicaParams,
+    state: ReplicaState,
+    result: TickResult,
+) -> None:
     """The fluid replica model, one replica at a time, spelled out; replica r has the
     parameters in row kind[r]."""
     share_busy = 0.5
@@ -133,7 +147,14 @@ def serve(dt, arrivals, clock, up, kind, params, state, result):  # type: ignore
 # sim/histogram.py
 
 
-def histogram_add(counts, sum_s, edges, entity, value_s, weight):  # type: ignore[no-untyped-def]
+def histogram_add(
+    counts: np.ndarray,
+    sum_s: np.ndarray,
+    edges: np.ndarray,
+    entity: Iterable[int],
+    value_s: Iterable[float],
+    weight: Iterable[float],
+) -> None:
     """counts[entity[i], bin of value_s[i]] += weight[i], the bin found by walking the edges;
     values outside the edges count in the first or last bin."""
     last = len(edges) - 2
@@ -145,7 +166,9 @@ def histogram_add(counts, sum_s, edges, entity, value_s, weight):  # type: ignor
         sum_s[row] += w * value
 
 
-def histogram_groupby_sum(counts, sum_s, group, n_groups):  # type: ignore[no-untyped-def]
+def histogram_groupby_sum(
+    counts: np.ndarray, sum_s: np.ndarray, group: np.ndarray, n_groups: int
+) -> tuple[list[list[float]], list[float]]:
     """Rows of counts and sums added up by group, as lists; a negative group is no group."""
     group_counts = [[0.0] * len(counts[0]) for _ in range(n_groups)]
     group_sum_s = [0.0] * n_groups
@@ -157,7 +180,9 @@ def histogram_groupby_sum(counts, sum_s, group, n_groups):  # type: ignore[no-un
     return group_counts, group_sum_s
 
 
-def histogram_percentiles(counts, edges, qs):  # type: ignore[no-untyped-def]
+def histogram_percentiles(
+    counts: np.ndarray, edges: np.ndarray, qs: Sequence[float]
+) -> list[list[float]]:
     """For each row and quantile q, walk the bins until q of the row's total is reached and
     interpolate log-linearly inside that bin; NaN for an empty row."""
     out = []
@@ -185,17 +210,23 @@ def histogram_percentiles(counts, edges, qs):  # type: ignore[no-untyped-def]
 # sim/routing.py
 
 
-def _ready_members(pool, pool_of_replica, ready):  # type: ignore[no-untyped-def]
+def _ready_members(pool: int, pool_of_replica: np.ndarray, ready: np.ndarray) -> list[int]:
     """The ready replicas of one pool."""
     return [r for r in range(len(pool_of_replica)) if ready[r] and pool_of_replica[r] == pool]
 
 
-def pools_with_ready(pool_of_replica, ready, pools):  # type: ignore[no-untyped-def]
+def pools_with_ready(pool_of_replica: np.ndarray, ready: np.ndarray, pools: int) -> list[bool]:
     """Pool by pool, whether any of its replicas is ready."""
     return [bool(_ready_members(p, pool_of_replica, ready)) for p in range(pools)]
 
 
-def water_fill(counts, pool_of_replica, ready, cost, slope):  # type: ignore[no-untyped-def]
+def water_fill(
+    counts: np.ndarray,
+    pool_of_replica: np.ndarray,
+    ready: np.ndarray,
+    cost: np.ndarray,
+    slope: np.ndarray,
+) -> tuple[list[float], list[int]]:
     """Each pool's count spread over its ready replicas so that cost + slope * arrivals is one
     level for those that get any, the level found by bisection; returns (arrivals, unroutable)."""
     arrivals = [0.0] * len(pool_of_replica)
@@ -220,11 +251,16 @@ def water_fill(counts, pool_of_replica, ready, cost, slope):  # type: ignore[no-
     return arrivals, unroutable
 
 
-def p2c(seed, counts, pool_of_replica, ready, outstanding, decisions_per_replica):  # type: ignore[no-untyped-def]
+def p2c(
+    seed: int,
+    counts: np.ndarray,
+    pool_of_replica: np.ndarray,
+    ready: np.ndarray,
+    outstanding: np.ndarray,
+    decisions_per_replica: int,
+) -> tuple[list[float], list[int]]:
     """Power of two choices, one decision at a time, drawing from NumPy's legacy Mersenne
     Twister as numba's does; returns (arrivals, unroutable)."""
-    import numpy as np
-
     draw = np.random.RandomState(seed)
     arrivals = [0.0] * len(pool_of_replica)
     unroutable = [0] * len(counts)
@@ -255,7 +291,16 @@ def p2c(seed, counts, pool_of_replica, ready, outstanding, decisions_per_replica
 # sim/aggregate.py
 
 
-def rack_totals(racks, rack, healthy, cordoned, lost, utilization, temperature, power):  # type: ignore[no-untyped-def]
+def rack_totals(
+    racks: int,
+    rack: np.ndarray,
+    healthy: np.ndarray,
+    cordoned: np.ndarray,
+    lost: np.ndarray,
+    utilization: np.ndarray,
+    temperature: np.ndarray,
+    power: np.ndarray,
+) -> dict[str, list[float]]:
     """Per-rack sums, means and maxima, one device at a time, lost devices' and NaN readings
     left out."""
     names = ("devices", "healthy", "cordoned", "lost", "reporting")
@@ -284,7 +329,13 @@ def rack_totals(racks, rack, healthy, cordoned, lost, utilization, temperature, 
 # sim/world.py
 
 
-def replica_gpus(devices, clocks, present, kind, max_clock):  # type: ignore[no-untyped-def]
+def replica_gpus(
+    devices: np.ndarray,
+    clocks: np.ndarray,
+    present: np.ndarray,
+    kind: np.ndarray,
+    max_clock: np.ndarray,
+) -> tuple[list[float], list[bool]]:
     """Replica by replica: its slowest present clock over its kind's maximum, kept within
     0.05..1 (1 if no GPU reports a clock), and whether any GPU is missing."""
     factor, missing = [], []
@@ -299,7 +350,15 @@ def replica_gpus(devices, clocks, present, kind, max_clock):  # type: ignore[no-
     return factor, missing
 
 
-def pool_totals(pools, pool, ttft_slo, itl_slo, summed, ttft, itl):  # type: ignore[no-untyped-def]
+def pool_totals(
+    pools: int,
+    pool: np.ndarray,
+    ttft_slo: np.ndarray,
+    itl_slo: np.ndarray,
+    summed: dict[str, np.ndarray],
+    ttft: np.ndarray,
+    itl: np.ndarray,
+) -> dict[str, list[float]]:
     """Replica by replica: counts, sums, and the last summed array over replicas within SLO."""
     out = {name: [0.0] * pools for name in ("replicas", *summed, "good")}
     last = list(summed)[-1]
@@ -317,7 +376,7 @@ def pool_totals(pools, pool, ttft_slo, itl_slo, summed, ttft, itl):  # type: ign
 # sim/health.py
 
 
-def grew(values, last):  # type: ignore[no-untyped-def]
+def grew(values: np.ndarray, last: np.ndarray) -> list[bool]:
     """Where values rose above last, one device at a time; last takes the new values."""
     out = []
     for i in range(len(values)):
@@ -326,7 +385,15 @@ def grew(values, last):  # type: ignore[no-untyped-def]
     return out
 
 
-def scan_gpus(present, node, alive_nodes, xid_count, thermal, samples, last):  # type: ignore[no-untyped-def]
+def scan_gpus(
+    present: np.ndarray,
+    node: np.ndarray,
+    alive_nodes: np.ndarray,
+    xid_count: np.ndarray,
+    thermal: np.ndarray,
+    samples: np.ndarray,
+    last: dict[str, list[object]],
+) -> tuple[list[int], list[int]]:
     """GPU by GPU: gone (1) when it stops reporting on a live node, shut down (8) instead when it
     was throttling, new XID (2) when the XID count rose, throttling (4) when the thermal
     counter starts rising in a new sample (without one, a GPU keeps its state); `last` is a
@@ -357,7 +424,15 @@ def scan_gpus(present, node, alive_nodes, xid_count, thermal, samples, last):  #
 # sim/liveness.py
 
 
-def mark_lost_and_failed(states, nodes, gpus, silent_after, now, lost, failed):  # type: ignore[no-untyped-def]
+def mark_lost_and_failed(
+    states: np.ndarray,
+    nodes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    gpus: tuple[np.ndarray, np.ndarray],
+    silent_after: float,
+    now: float,
+    lost: int,
+    failed: int,
+) -> list[int]:
     """Node by node (`nodes` is alive, seen, interval), lost when its agent is gone or silent;
     then GPU by GPU (`gpus` is node, present), failed when it is missing from a node that is
     not lost; returns the states as a list."""
@@ -376,7 +451,9 @@ def mark_lost_and_failed(states, nodes, gpus, silent_after, now, lost, failed): 
 # sim/pools.py
 
 
-def promote_and_count(pool, state, ready_at, now, pools):  # type: ignore[no-untyped-def]
+def promote_and_count(
+    pool: np.ndarray, state: np.ndarray, ready_at: np.ndarray, now: float, pools: int
+) -> tuple[list[int], list[int]]:
     """Replica by replica: a warming one whose time has come becomes ready (1); then counts of
     warming (0) and ready replicas per pool; returns (states, counts) as lists."""
     states = list(state)

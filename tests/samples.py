@@ -1,9 +1,11 @@
 """One realistic sample of every message type, keyed by topic kind, for round trips,
 fuzzing and broker tests."""
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from protocols import commands as c
 from protocols import messages as m
@@ -36,8 +38,17 @@ RACK = "r001"
 AGENT = "r001"
 NODES = ["r001-n01", "r001-n02"]
 
+Block = TypeVar("Block", bound=Columns)
 
-def block(kind: type[Columns], rows_per_node: int, nodes: int, seed: int = 0) -> Columns:
+
+def packed(kind: type[Block], arrays: Mapping[str, npt.ArrayLike]) -> Block:
+    """`layout(kind).pack(arrays)`, typed as the block it is (Layout.pack declares Columns)."""
+    block = layout(kind).pack(arrays)
+    assert isinstance(block, kind)
+    return block
+
+
+def block(kind: type[Block], rows_per_node: int, nodes: int, seed: int = 0) -> Block:
     """A column block with plausible random values, `rows_per_node` devices on each node."""
     rng = np.random.default_rng(seed)
     spec = layout(kind)
@@ -54,7 +65,7 @@ def block(kind: type[Columns], rows_per_node: int, nodes: int, seed: int = 0) ->
             arrays[name] = rng.integers(0, 2, rows)
         else:
             arrays[name] = rng.uniform(0, 100, rows)
-    return spec.pack(arrays)
+    return packed(kind, arrays)
 
 
 def gpu_node(node: str, gpus: int = 4) -> m.NodeInventory:

@@ -11,7 +11,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import aiomqtt
@@ -84,14 +84,14 @@ def _secured(out: Path, port: int) -> Iterator[Secured]:
         broker.wait()
 
 
-async def ask(link: Link, inbox: Inbox, command: dict[str, object]) -> Reply | None:
+async def ask(link: Link, inbox: Inbox, command: Mapping[str, object]) -> Reply | None:
     """Send a JSON command; the core's reply, or None if none comes within 5 s."""
     await link.publish(f"aidc/v1/{SITE}/ctl/cmd", json.dumps(command).encode(), qos=1)
     topic = f"aidc/v1/{SITE}/ctl/reply/{command['id']}"
     with contextlib.suppress(TimeoutError):
         await until(lambda: any(m.topic.value == topic for m in inbox.messages), 5)
         message = next(m for m in inbox.messages if m.topic.value == topic)
-        _, reply = decode_message(topic, bytes(message.payload))  # type: ignore[arg-type]
+        _, reply = decode_message(topic, bytes(message.payload))
         assert isinstance(reply, Reply)
         return reply
     return None
@@ -110,6 +110,7 @@ async def test_the_fleet_reports_and_a_viewer_reads_but_cannot_drain(secured: Se
         query = {"op": "query", "id": "after-viewer", "what": "node", "node": "r001-n01"}
         reply = await ask(operator, inbox, query)
         assert reply is not None
+        assert reply.result is not None, reply.error
         assert reply.result["state"] == "ready"
         cordon = {"op": "cordon", "id": "operator-cordon", "nodes": ["r002-n02"]}
         reply = await ask(operator, inbox, cordon)

@@ -11,7 +11,8 @@ from protocols.codec import CODECS, arrays, decode_message, encode, encode_json
 from protocols.columns import Columns, GpuColumns, NicColumns, gauge, layout
 from protocols.errors import MessageError
 from protocols.messages import Birth, Telemetry
-from tests.samples import SAMPLES, TELEMETRY, sample_topic
+from protocols.topics import TopicKind
+from tests.samples import SAMPLES, TELEMETRY, packed, sample_topic
 
 ALL = [(kind, message) for kind, messages in SAMPLES.items() for message in messages]
 
@@ -33,7 +34,7 @@ def test_columns_decode_to_the_arrays_that_were_packed() -> None:
     rng = np.random.default_rng(1)
     spec = layout(GpuColumns)
     values = {name: rng.integers(0, 3, 6) for name in spec.names}
-    message = Telemetry("a1", 1, 1, 0.0, ["n1", "n2", "n3"], gpu=spec.pack(values))
+    message = Telemetry("a1", 1, 1, 0.0, ["n1", "n2", "n3"], gpu=packed(GpuColumns, values))
     record = arrays(codec.TELEMETRY.decode(encode(message)), "gpu")
     assert record is not None
     for name in spec.names:
@@ -71,14 +72,14 @@ def test_node_index_past_the_node_list_is_rejected() -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(CODECS))
-def test_oversized_payload_is_rejected_before_decoding(kind: str) -> None:
+def test_oversized_payload_is_rejected_before_decoding(kind: TopicKind) -> None:
     limit = CODECS[kind].max_bytes
     with pytest.raises(MessageError, match=f"over the {limit}-byte limit"):
         CODECS[kind].decode(b"\x90" * (limit + 1))
 
 
 @pytest.mark.parametrize("kind", sorted(CODECS))
-def test_empty_payload_is_rejected(kind: str) -> None:
+def test_empty_payload_is_rejected(kind: TopicKind) -> None:
     with pytest.raises(MessageError, match="empty payload"):
         CODECS[kind].decode(b"")
 
@@ -160,7 +161,8 @@ def test_older_decoder_reads_a_newer_telemetry_message() -> None:
     newer_gpu = newer_spec.pack(
         {**{n: old[n] for n in old.dtype.names or ()}, "DCGM_FI_DEV_ENC_UTIL": 12.5}
     )
-    newer = TelemetryV2(*msgspec.structs.astuple(TELEMETRY)[:5], gpu=newer_gpu, nic=TELEMETRY.nic)
+    first = (TELEMETRY.agent, TELEMETRY.session, TELEMETRY.seq, TELEMETRY.time, TELEMETRY.nodes)
+    newer = TelemetryV2(*first, gpu=newer_gpu, nic=TELEMETRY.nic)
     decoded = codec.TELEMETRY.decode(encode(newer))
     assert decoded.nic == TELEMETRY.nic
     record = arrays(decoded, "gpu")

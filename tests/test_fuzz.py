@@ -23,6 +23,7 @@ from protocols.columns import MAX_ROWS, Columns, RackColumns, layout
 from protocols.errors import MessageError
 from protocols.ids import COMMAND_ID_PATTERN, ID_PATTERN
 from protocols.messages import Assignment, RackStates, Telemetry
+from protocols.topics import TopicKind
 from tests.samples import SAMPLES
 
 KINDS = sorted(CODECS)
@@ -260,7 +261,7 @@ def _payloads(kind: str) -> st.SearchStrategy[Payload]:
 PAYLOADS = {kind: _payloads(kind) for kind in KINDS}
 
 
-def _decode_and_view(kind: str, payload: bytes | bytearray | memoryview) -> str:
+def _decode_and_view(kind: TopicKind, payload: bytes | bytearray | memoryview) -> str:
     """Decode and view every column block; return what happened, let any other error out."""
     try:
         message = CODECS[kind].decode(payload)
@@ -281,7 +282,7 @@ def _decode_and_view(kind: str, payload: bytes | bytearray | memoryview) -> str:
 @pytest.mark.parametrize("kind", KINDS)
 @FUZZ
 @given(data=st.data())
-def test_decoder_raises_only_message_error(kind: str, data: st.DataObject) -> None:
+def test_decoder_raises_only_message_error(kind: TopicKind, data: st.DataObject) -> None:
     strategy, payload = data.draw(PAYLOADS[kind], label="payload")
     buffer: Callable[[bytes], Any] = (bytes, bytearray, memoryview)[len(payload) % 3]
     event(f"{strategy}: {_decode_and_view(kind, buffer(payload))}")
@@ -289,13 +290,13 @@ def test_decoder_raises_only_message_error(kind: str, data: st.DataObject) -> No
 
 def test_json_with_a_string_that_is_not_utf8_says_so_in_our_words() -> None:
     with pytest.raises(MessageError) as raised:
-        CODECS["death"].decode(b'{"agent":"a\xff","session":1}')
+        CODECS[TopicKind.DEATH].decode(b'{"agent":"a\xff","session":1}')
     assert raised.value.reason == NOT_UTF8
 
 
 def test_msgpack_with_a_string_that_is_not_utf8_is_a_message_error() -> None:
     with pytest.raises(MessageError) as raised:
-        CODECS["death"].decode(b"\x82\xa5agent\xa2a\xff\xa7session\x01")
+        CODECS[TopicKind.DEATH].decode(b"\x82\xa5agent\xa2a\xff\xa7session\x01")
     assert raised.value.kind == "death"
 
 
@@ -305,7 +306,7 @@ def test_a_block_of_no_rows_views_as_empty_columns() -> None:
     assert isinstance(block, RackColumns)
     message = RackStates(1.0, [], block)
     for encoder in (encode, encode_json):
-        record = arrays(CODECS["racks"].decode(encoder(message)), "columns")
+        record = arrays(CODECS[TopicKind.RACKS].decode(encoder(message)), "columns")
         assert record is not None
         assert all(record[name].size == 0 for name in spec.names)
 
@@ -358,7 +359,7 @@ def _with_ids(value: Any, info: Any, new_id: Callable[[str], str]) -> Any:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 @given(data=st.data())
-def test_samples_with_any_valid_ids_round_trip(kind: str, data: st.DataObject) -> None:
+def test_samples_with_any_valid_ids_round_trip(kind: TopicKind, data: st.DataObject) -> None:
     used: set[str] = set()
 
     def new_id(pattern: str) -> str:

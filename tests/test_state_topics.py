@@ -7,11 +7,12 @@ from protocols.codec import CODECS, encode
 from protocols.errors import MessageError
 from protocols.messages import Events
 from protocols.state_topics import STATE_FIELDS, decode_state
+from protocols.topics import TopicKind
 from tests.samples import SAMPLES, sample_topic
 
 
 @pytest.mark.parametrize("kind", sorted(STATE_FIELDS))
-def test_each_state_topic_decodes_to_its_kind_and_a_state_keeps_it(kind: str) -> None:
+def test_each_state_topic_decodes_to_its_kind_and_a_state_keeps_it(kind: TopicKind) -> None:
     state = State()
     for message in SAMPLES[kind]:
         decoded_kind, decoded = decode_state(sample_topic(kind), encode(message))

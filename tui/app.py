@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -226,7 +226,7 @@ class AidcApp(App[None]):
             ("Help (?)", [HelpScreen]),
         ]
 
-    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The palette lists every action a key runs here, with the key and where it works
         (Textual's own Quit and its focus and copy keys aside: ours and the terminal's do)."""
         yield from (c for c in super().get_system_commands(screen) if c.title != "Quit")

@@ -16,13 +16,14 @@ from agents.fleet import Fleet
 from agents.topology import generated_site
 from aidc.runtime.brokers import free_port, spawned_broker
 from protocols.codec import arrays, decode_message, encode
-from protocols.columns import GpuLoad, layout
+from protocols.columns import GpuLoad
 from protocols.commands import ClearFault, InjectFault, Rebirth
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import Assignment, Birth, CoreStatus, Death, Telemetry
 from protocols.topics import AgentTopic, agent_topic, core_status_topic
 from tests.mqtt import running, until
+from tests.samples import packed
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "t1"
@@ -58,9 +59,9 @@ async def test_birth_then_telemetry_then_clean_deaths(mosquitto: Endpoint) -> No
     gpu_birth = next(b for b in births if b.agent == "r001")
     assert [n.node for n in gpu_birth.nodes] == [f"r001-n{i:02d}" for i in range(1, 5)]
     assert all(len(n.gpus) == 8 and len(n.nics) == 8 for n in gpu_birth.nodes)
-    first = {}
+    first: dict[str, type[Birth | Telemetry]] = {}
     for message in inbox.messages:
-        _, decoded = decode_message(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
+        _, decoded = decode_message(message.topic.value, bytes(message.payload))
         if isinstance(decoded, Birth | Telemetry):
             first.setdefault(decoded.agent, type(decoded))
     assert set(first.values()) == {Birth}, "an agent sent telemetry before its birth"
@@ -81,8 +82,8 @@ async def test_assignment_drives_the_devices_and_faults_show(mosquitto: Endpoint
     async with running(core) as inbox, fleet_running(fleet):
         await until(lambda: agent.link.session > 0 and agent.seq > 0)
         nodes = agent.nodes
-        spec = layout(GpuLoad)
-        load = spec.pack(
+        load = packed(
+            GpuLoad,
             {
                 "node": np.repeat(np.arange(4), 8),
                 "gpu": np.tile(np.arange(8), 4),
@@ -91,7 +92,7 @@ async def test_assignment_drives_the_devices_and_faults_show(mosquitto: Endpoint
                 "dram": 0.6,
                 "memory_mib": 60_000.0,
                 "nvlink_bytes_per_s": 1e11,
-            }
+            },
         )
         assignment = Assignment(agent.id, agent.link.session, 1, 0.0, nodes, gpu=load)
         await core.publish(

@@ -155,6 +155,7 @@ class LiveSite:
             Query(id=f"states-{self._asked}", what="nodes", limit=1000, **filters)
         )
         assert reply.ok, reply.error
+        assert reply.result is not None
         return {row["node"]: row["state"] for row in reply.result["nodes"]}
 
 

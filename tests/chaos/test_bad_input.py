@@ -74,11 +74,11 @@ def payloads(seed: int = 1) -> Iterator[tuple[str, bytes, bool]]:
     """PAYLOADS of (topic, payload, whether protocols/ refuses it), every kind of bad input on
     every subscribed topic."""
     rng = random.Random(seed)
-    core_topics = {
+    core_topics: dict[str, str] = {
         kind: agent_topic(kind, SITE, FAKE, FAKE)
         for kind in (AgentTopic.BIRTH, AgentTopic.DEATH, AgentTopic.TELEMETRY)
     }
-    agent_topics = {
+    agent_topics: dict[str, str] = {
         AgentTopic.ASSIGN: agent_topic(AgentTopic.ASSIGN, SITE, "r001", "r001"),
         AgentTopic.AGENTCMD: agent_topic(AgentTopic.AGENTCMD, SITE, "r002", "r002"),
         "core": core_status_topic(SITE),
@@ -100,8 +100,8 @@ def payloads(seed: int = 1) -> Iterator[tuple[str, bytes, bool]]:
         if how < 0.25:
             payload = rng.randbytes(rng.randint(0, 300))
         elif how < 0.5:
-            valid = rng.choice(samples)
-            payload = valid[: rng.randrange(max(len(valid), 1))]
+            sample = rng.choice(samples)
+            payload = sample[: rng.randrange(max(len(sample), 1))]
         elif how < 0.8:
             payload = _mutated(rng, rng.choice(samples))
         elif how < 0.99:
@@ -130,11 +130,11 @@ async def test_a_flood_of_bad_input_breaks_nothing(site: LiveSite) -> None:
         await until(
             lambda: (s := inbox.latest(Summary)) is not None and s.gpus_healthy == 64, timeout=90
         )
-        before = inbox.latest(Summary)
+        before = inbox.received(Summary)
         sent = refused_by_core = 0
 
         def caught_up() -> bool:
-            return inbox.latest(Summary).rejected - before.rejected >= refused_by_core
+            return inbox.received(Summary).rejected - before.rejected >= refused_by_core
 
         for topic, payload, refused in payloads():
             watcher.send(topic, payload)
@@ -146,12 +146,12 @@ async def test_a_flood_of_bad_input_breaks_nothing(site: LiveSite) -> None:
                 # flood at the core's pace, so every payload it must refuse reaches it.
                 await until(caught_up, 60)
         await until(caught_up, 60)
-        after = inbox.latest(Summary)
-        await until(lambda: inbox.latest(Summary).time > after.time + 2, 30)  # still ticking
+        after = inbox.received(Summary)
+        await until(lambda: inbox.received(Summary).time > after.time + 2, 30)  # still ticking
         # Agents report every 0.2 s and the core runs at 30x, so 0.6 s without a report (a core
         # chewing through a batch of refusals on a busy machine) counts a node lost until its
         # next report. What the flood must not do is leave anything lost or broken.
-        await until(lambda: inbox.latest(Summary).gpus_healthy == 64, 10)
+        await until(lambda: inbox.received(Summary).gpus_healthy == 64, 10)
     states = await site.node_states(rack="r001") | await site.node_states(rack="r002")
     assert set(states.values()) == {"ready"}, states
     reply = await site.command_json('{"op":"scale","id":"bad-scale","pool":"p","replicas":"x"}')

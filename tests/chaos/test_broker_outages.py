@@ -63,7 +63,7 @@ class Returns:
         self.agents: set[str] = set()
 
     async def put(self, message: aiomqtt.Message) -> None:
-        payload = bytes(message.payload)  # type: ignore[arg-type]
+        payload = bytes(message.payload)
         topic = parse_topic(message.topic.value)
         decoder = BIRTH if topic.kind == TopicKind.BIRTH else TELEMETRY
         self.agents.add(decoder.decode(payload).agent)
@@ -106,10 +106,14 @@ async def test_agents_are_born_again_within_5_s_of_each_broker_return(site: Live
             await site.core_online(connection=outage + 2)
             reply = await site.ask(command)
             assert reply.ok, reply.error
-            healthy = GPUS - 8 * (outage + 1)
-            await until(lambda h=healthy: summaries.latest(Summary).gpus_healthy == h, 30)
+
+            def cordoned(healthy: int = GPUS - 8 * (outage + 1)) -> bool:
+                return summaries.received(Summary).gpus_healthy == healthy
+
+            await until(cordoned, 30)
             converged.append(time.monotonic() - back)
     audit = await site.ask(Query(id="audit", what="commands", limit=1000))
+    assert audit.result is not None, audit.error
     ids = [entry["id"] for entry in audit.result["commands"]]
     for outage in range(OUTAGES):
         assert ids.count(f"around-{outage}") == 1, "applied once, whatever the outage did to it"
@@ -119,6 +123,7 @@ async def test_agents_are_born_again_within_5_s_of_each_broker_return(site: Live
         node = await site.ask(
             Query(id=f"intent-{outage}", what="node", node=f"r{outage + 1:03d}-n01")
         )
+        assert node.result is not None, node.error
         assert node.result["intent"] == "cordoned", node.result
     assert min(on_time) == 1.0, f"born again within {REBIRTH_S} s: {on_time}; all: {rebirths}"
     report(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from protocols.commands import Cordon, Query, Route, Scale
+from protocols.commands import Cordon, OperatorCommand, Query, Route, Scale
 from protocols.link import Link
 from protocols.messages import PoolState, PoolStates, Summary
 from tests.chaos.site import LiveSite, live_site, report
@@ -40,7 +40,7 @@ def site() -> Iterator[LiveSite]:
 async def test_a_killed_core_restarts_with_every_decision(site: LiveSite) -> None:
     async with running(watcher(site, "restart-watch")) as inbox:
         await until(lambda: (p := pool(inbox)) is not None and p.replicas_ready == 2, COLD_START_S)
-        decisions = [
+        decisions: list[OperatorCommand] = [
             Cordon(id="keep-cordon", nodes=["r002-n03"], reason="chaos"),
             Scale(id="keep-scale", pool=POOL, replicas=3),
             Route(id="keep-route", model=MODEL, weights={POOL: 90.0, "llama-70b-gb200": 10.0}),
@@ -48,18 +48,18 @@ async def test_a_killed_core_restarts_with_every_decision(site: LiveSite) -> Non
         for decision in decisions:
             assert (await site.ask(decision)).ok
         await until(lambda: (p := pool(inbox)) is not None and p.replicas_ready == 3, 60)
-        last_tick = inbox.latest(Summary).tick
+        last_tick = inbox.received(Summary).tick
         site.kill("core")
         killed = time.monotonic()
         site.start_core()
-        await until(lambda: inbox.latest(Summary).tick < last_tick, COLD_START_S)  # the new one
-        await until(lambda: (s := inbox.latest(Summary)).gpus_healthy + s.gpus_cordoned == 64, 30)
+        await until(lambda: inbox.received(Summary).tick < last_tick, COLD_START_S)  # the new one
+        await until(lambda: (s := inbox.received(Summary)).gpus_healthy + s.gpus_cordoned == 64, 30)
         resynced_s = time.monotonic() - killed
         states = await site.node_states()
         assert states["r002-n03"] == "cordoned"
         await until(lambda: (p := pool(inbox)) is not None and p.replicas_ready == 3, 60)
         assert pool(inbox).replicas_desired == 3  # type: ignore[union-attr]
-        routes = {r.model: r.weights for r in inbox.latest(PoolStates).routes}
+        routes = {r.model: r.weights for r in inbox.received(PoolStates).routes}
         assert routes[MODEL] == {POOL: 90.0, "llama-70b-gb200": 10.0}
         again = await site.ask(Scale(id="keep-scale", pool=POOL, replicas=3))
         assert again.ok, "the same id after a restart is answered again, not refused"
@@ -70,18 +70,20 @@ async def test_a_killed_fleet_goes_lost_and_its_replicas_move(site: LiveSite) ->
     async with running(watcher(site, "fleet-watch")) as inbox:
         await until(lambda: (p := pool(inbox)) is not None and p.replicas_ready == 2, COLD_START_S)
         held = await site.ask(Query(id="held", what="nodes", pool=POOL))
+        assert held.result is not None, held.error
         racks = {row["rack"] for row in held.result["nodes"]}
         victim = "fleet-a" if "r001" in racks else "fleet-b"
         lost_rack = "r001" if victim == "fleet-a" else "r002"
         site.kill(victim)
         killed = time.monotonic()
         # its rack's four nodes, and any switch whose agent ran in that process
-        await until(lambda: inbox.latest(Summary).nodes.get("lost", 0) >= 4, 30)
+        await until(lambda: inbox.received(Summary).nodes.get("lost", 0) >= 4, 30)
         lost_s = time.monotonic() - killed
         assert set((await site.node_states(rack=lost_rack)).values()) == {"lost"}
         await until(lambda: (p := pool(inbox)) is not None and p.replicas_ready == 2, 60)
         moved_s = time.monotonic() - killed
         now_held = await site.ask(Query(id="held-after", what="nodes", pool=POOL))
+        assert now_held.result is not None, now_held.error
         assert {row["rack"] for row in now_held.result["nodes"]} == {"r001", "r002"} - {lost_rack}
         await asyncio.sleep(1)
         failed = pool(inbox).requests_failed  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ from tests import naive
 def test_the_kernel_equals_its_naive_twin(racks: int, devices: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     silent = rng.random(devices) > 0.9
-    readings = (
+    utilization, temperature, power = (
         np.where(silent, np.nan, rng.uniform(low, high, devices)).astype(np.float32)
         for low, high in ((0, 100), (20, 95), (50, 1200))
     )
@@ -23,7 +23,9 @@ def test_the_kernel_equals_its_naive_twin(racks: int, devices: int, seed: int) -
         rng.random(devices) > 0.2,
         rng.random(devices) > 0.8,
         silent,
-        *readings,
+        utilization,
+        temperature,
+        power,
     )
     fast = rack_totals(racks, *args)
     slow = naive.rack_totals(racks, *args)

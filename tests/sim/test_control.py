@@ -8,6 +8,7 @@ from protocols.commands import (
     ClearFault,
     Cordon,
     Drain,
+    FaultKind,
     InjectFault,
     Route,
     Scale,
@@ -168,7 +169,7 @@ def test_a_fault_its_target_cannot_take_is_refused_and_not_sent() -> None:
     leaf = NodeInventory("leaf01", "switch", "SN5600", ports=ports)
     control.fleet.on_birth(Birth("net01", "net01", 1, 0.0, 1.0, [leaf]), 0.0)
     t = now(control)
-    refused = {
+    refused: dict[tuple[str, FaultKind, tuple[str, int]], str] = {
         ("leaf01", "link_flap", ("nic", 2)): "link_flap on leaf01 takes down_s=, port=, not nic=",
         ("leaf01", "xid", ("code", 79)): "xid faults hit GPUs, and leaf01 has none",
         ("leaf01", "link_flap", ("port", 4)): "port 4 is not one of leaf01's ports 0..3",

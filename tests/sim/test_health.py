@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.columns import GpuColumns, NicColumns, layout
+from protocols.columns import Columns, GpuColumns, Layout, NicColumns, layout
 from sim.fleet_state import FleetState
-from sim.health import GpuBaseline, HealthPolicy, grew, scan_gpus
+from sim.health import Finding, GpuBaseline, HealthPolicy, grew, scan_gpus
 from tests import naive
 from tests.samples import SAMPLES, TELEMETRY
 
@@ -16,7 +16,9 @@ BIRTH = SAMPLES["birth"][0]
 GPU, NIC = layout(GpuColumns), layout(NicColumns)
 
 
-def columns(spec, block):  # type: ignore[no-untyped-def]
+def columns(spec: Layout, block: Columns | None) -> dict[str, np.ndarray]:
+    """A sample block's arrays, copied for a test to edit."""
+    assert block is not None
     record = spec.unpack(block, "t", 2)
     return {name: record[name].copy() for name in spec.names}
 
@@ -44,7 +46,7 @@ class Site:
         message = msgspec.structs.replace(TELEMETRY, seq=self.seq, gpu=gpu, nic=NIC.pack(self.nic))
         assert self.fleet.on_telemetry(message, float(self.seq)) is None
 
-    def findings(self):  # type: ignore[no-untyped-def]
+    def findings(self) -> list[Finding]:
         self.report()
         return self.policy.check(np.ones(2, bool))
 

@@ -33,7 +33,7 @@ def observations(
 
 
 def naive_add(
-    entities: int, entity: npt.ArrayLike, value_s: npt.ArrayLike, weight: npt.ArrayLike
+    entities: int, entity: np.ndarray, value_s: np.ndarray, weight: np.ndarray
 ) -> Histograms:
     slow = Histograms(entities)
     naive.histogram_add(slow.counts, slow.sum_s, EDGES, entity, value_s, weight)

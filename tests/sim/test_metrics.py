@@ -17,14 +17,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from protocols.columns import Columns, GpuColumns, LpuColumns, NicColumns, PortColumns, layout
+from protocols.columns import GpuColumns, LpuColumns, NicColumns, PortColumns, layout
 from protocols.endpoint import Endpoint
 from protocols.messages import Telemetry
 from sim.histogram import Histograms
 from sim.metrics import DEFAULT_LIMIT, CoreMetrics, Selection, Snapshot, render
 from sim.metrics_server import serving
 from sim.service import CoreService
-from tests.samples import SAMPLES
+from tests.samples import SAMPLES, Block, packed
 from tests.sim.test_pools import hgx_rack
 
 SITE = "m1"
@@ -41,7 +41,7 @@ def dcgm_exporter_types() -> dict[str, str]:
     return {m[1]: m[2] for text in REFERENCE.read_text().splitlines() if (m := line.match(text))}
 
 
-def columns(kind: type[Columns], per_node: int, nodes: int, tick: int) -> Columns:
+def columns(kind: type[Block], per_node: int, nodes: int, tick: int) -> Block:
     """A block whose counters grow with `tick` and whose gauges say where they are: 50 + 10 *
     node + index + tick (a GPU temperature of 63 is node 1's GPU 3 at tick 0)."""
     spec = layout(kind)
@@ -55,7 +55,7 @@ def columns(kind: type[Columns], per_node: int, nodes: int, tick: int) -> Column
             arrays[name] = 1000 * tick + np.arange(rows)
         else:
             arrays[name] = 50 + 10 * node + index + tick
-    return spec.pack(arrays)
+    return packed(kind, arrays)
 
 
 def telemetry(tick: int) -> list[Telemetry]:

@@ -1,6 +1,7 @@
 """The roofline serving-time model: its bounds, its limits and plausible figures."""
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 from hypothesis import example, given, settings
@@ -136,20 +137,24 @@ def test_an_lpu_replica_spans_hundreds_of_chips() -> None:
     assert 200 < decode_tokens_per_s(perf, 1, 1024) < 600, "a few hundred tokens/s per user"
 
 
-def kernel_constants(perf: ReplicaPerf) -> tuple[float, ...]:
+class StepConstants(NamedTuple):
     """A replica's constants in the order the step kernels take them, after the token counts."""
-    return (
-        perf.flops_per_token,
-        perf.effective_flops,
-        perf.dense_weight_bytes,
-        perf.expert_weight_bytes,
-        perf.expert_fraction,
-        perf.kv_bytes_per_token,
-        perf.effective_bandwidth,
-        perf.comm_latency_s,
-        perf.comm_s_per_token,
-        perf.overhead_s,
-    )
+
+    flops_per_token: float
+    effective_flops: float
+    dense_weight_bytes: float
+    expert_weight_bytes: float
+    expert_fraction: float
+    kv_bytes_per_token: float
+    effective_bandwidth: float
+    comm_latency_s: float
+    comm_s_per_token: float
+    overhead_s: float
+
+    @classmethod
+    def of(cls, perf: ReplicaPerf) -> "StepConstants":
+        """The constants of a replica, read from the fields of the same names."""
+        return cls(*(getattr(perf, name) for name in cls._fields))
 
 
 def close(value: float) -> object:
@@ -161,22 +166,23 @@ EXPERT_FRACTION = st.integers(1, 256).flatmap(
     lambda experts: st.integers(1, experts).map(lambda used: used / experts)
 )
 """experts_per_token / experts of a model: 1 for a dense one."""
-REPLICA = st.tuples(
-    st.floats(1e9, 2e12),  # flops per token
-    st.floats(1e14, 1e19),  # effective FLOP/s
-    st.floats(1e8, 2e12),  # dense weight bytes
-    st.floats(0.0, 2e12),  # expert weight bytes
-    EXPERT_FRACTION,
-    st.floats(1e3, 1e7),  # KV bytes per token
-    st.floats(1e12, 1e17),  # effective bandwidth
-    st.floats(0.0, 1e-2),  # all-reduce latency
-    st.floats(0.0, 1e-6),  # all-reduce seconds per token
-    st.floats(0.0, 1e-2),  # host overhead
+REPLICA = st.builds(
+    StepConstants,
+    flops_per_token=st.floats(1e9, 2e12),
+    effective_flops=st.floats(1e14, 1e19),
+    dense_weight_bytes=st.floats(1e8, 2e12),
+    expert_weight_bytes=st.floats(0.0, 2e12),
+    expert_fraction=EXPERT_FRACTION,
+    kv_bytes_per_token=st.floats(1e3, 1e7),
+    effective_bandwidth=st.floats(1e12, 1e17),
+    comm_latency_s=st.floats(0.0, 1e-2),
+    comm_s_per_token=st.floats(0.0, 1e-6),
+    overhead_s=st.floats(0.0, 1e-2),
 )
 """Step constants over wider ranges than the catalog's replicas (one GPU to an LPU replica's
 thousands of chips), drawn independently, so that steps of either bound occur."""
-DENSE = kernel_constants(replica_perf(LLAMA_3_1_8B, H100, 1))
-MOE = kernel_constants(replica_perf(MIXTRAL_8X22B, H100, 4))
+DENSE = StepConstants.of(replica_perf(LLAMA_3_1_8B, H100, 1))
+MOE = StepConstants.of(replica_perf(MIXTRAL_8X22B, H100, 4))
 
 
 @settings(max_examples=300, deadline=None)
@@ -187,7 +193,7 @@ MOE = kernel_constants(replica_perf(MIXTRAL_8X22B, H100, 4))
 @example(200_000, 0, DENSE, 0.01)  # compute-bound, throttled
 @example(256, 256, MOE, 0.5)  # a batch that reads nearly every expert
 def test_the_step_kernels_equal_their_naive_twins(
-    tokens: int, context: int, replica: tuple[float, ...], clock: float
+    tokens: int, context: int, replica: StepConstants, clock: float
 ) -> None:
     assert _prefill_time(tokens, *replica, clock) == close(
         naive.prefill_time(tokens, *replica, clock)
@@ -241,7 +247,7 @@ def test_the_wrappers_give_the_kernels_the_replica_s_constants(
         model.weight_bytes,
         model.kv_bytes_per_token,
     )
-    constants = kernel_constants(perf)
+    constants = StepConstants.of(perf)
     for tokens, clock in ((0, 1.0), (1, 1.0), (2048, 0.7), (32_768, 0.3)):
         twin = naive.prefill_time(tokens, *constants, clock)
         assert prefill_time(perf, tokens, clock) == close(twin)

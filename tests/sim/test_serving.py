@@ -29,7 +29,7 @@ def params(n: int, **values: float) -> ReplicaParams:
 
 def run(p: ReplicaParams, rate: float, dt: float, ticks: int, seed: int = 0, warmup: int = 0):  # type: ignore[no-untyped-def]
     """Poisson arrivals at `rate` per second into every replica; per-tick results kept."""
-    n = p.prompt_tokens.shape[0]
+    n = len(p.prompt_tokens)
     rng = np.random.default_rng(seed)
     state, result = ReplicaState.empty(n), TickResult.empty(n)
     up, clock = np.ones(n, bool), np.ones(n)

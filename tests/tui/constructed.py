@@ -153,7 +153,7 @@ SUMMARY = Summary(
     ttft_p99_s=0.95,
     itl_p99_s=0.045,
 )
-NODES = {
+NODES: dict[str, Any] = {
     "total": 576,
     "offset": 0,
     "nodes": [

@@ -28,7 +28,7 @@ class Latest(Inbox):
         if "/ctl/reply/" in message.topic.value:
             await super().put(message)
             return
-        _, decoded = decode_message(message.topic.value, bytes(message.payload))  # type: ignore[arg-type]
+        _, decoded = decode_message(message.topic.value, bytes(message.payload))
         self.state[type(decoded)] = decoded
 
 
@@ -52,7 +52,7 @@ class Observer:
         def answer() -> dict[str, Any] | None:
             for message in reversed(self.inbox.messages):
                 if message.topic.value == prefix + query.id:
-                    reply = REPLY.decode(bytes(message.payload))  # type: ignore[arg-type]
+                    reply = REPLY.decode(bytes(message.payload))
                     assert reply.ok, reply.error
                     return reply.result or {}
             return None

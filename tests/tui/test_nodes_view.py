@@ -1,6 +1,7 @@
 """The nodes list says its sort by the column titles it shows, and a click on a title sorts
 by that column (a second click reverses it)."""
 
+from rich.text import Text
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import ColumnKey
 
@@ -26,7 +27,7 @@ async def test_the_sort_is_named_by_column_titles_and_a_title_click_sorts() -> N
         table = nodes.query_one(Table)
         for descending in (False, True):
             table.post_message(
-                DataTable.HeaderSelected(table, ColumnKey("temperature_c"), 6, "TEMP")
+                DataTable.HeaderSelected(table, ColumnKey("temperature_c"), 6, Text("TEMP"))
             )
             await pilot.pause()
             assert (nodes.sort, nodes.descending) == ("temperature_c", descending)
