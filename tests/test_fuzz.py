@@ -278,6 +278,7 @@ def _decode_and_view(kind: str, payload: bytes | bytearray | memoryview) -> str:
     return "decoded"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 @FUZZ
 @given(data=st.data())
