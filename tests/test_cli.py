@@ -77,6 +77,7 @@ def test_password_file_that_cannot_be_read_is_one_sentence() -> None:
     )
 
 
+@pytest.mark.broker
 def test_broker_serves_until_interrupted() -> None:
     port = free_port()
     broker = start("broker", "--port", str(port))
@@ -125,6 +126,7 @@ def test_missing_mosquitto_is_a_clear_broker_error(monkeypatch: pytest.MonkeyPat
         pass
 
 
+@pytest.mark.broker
 def test_watch_prints_decoded_messages_and_reports_malformed_ones() -> None:
     port = free_port()
     watch = start("watch", "--broker", f"embedded:{port}")
@@ -165,6 +167,7 @@ def children() -> list[int]:
     ]
 
 
+@pytest.mark.broker
 @pytest.mark.parametrize("kind", ["embedded", "mosquitto"])
 def test_ctrl_c_is_left_to_the_command_not_its_broker(kind: str) -> None:
     before = set(children())
@@ -173,6 +176,7 @@ def test_ctrl_c_is_left_to_the_command_not_its_broker(kind: str) -> None:
         assert os.getpgid(broker) != os.getpgrp()
 
 
+@pytest.mark.broker
 def test_spawned_broker_dies_with_its_parent() -> None:
     port = free_port()
     parent = start("watch", "--broker", f"embedded:{port}")

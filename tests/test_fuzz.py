@@ -279,6 +279,7 @@ def _decode_and_view(kind: TopicKind, payload: bytes | bytearray | memoryview) -
     return "decoded"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 @FUZZ
 @given(data=st.data())

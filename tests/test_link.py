@@ -60,6 +60,7 @@ async def test_publish_while_down_raises_link_down() -> None:
         await link.publish("aidc/v1/dc1/core/status", b"x")
 
 
+@pytest.mark.broker
 @pytest.mark.parametrize("kind", ["mosquitto", "embedded"])
 async def test_reconnects_resubscribes_and_rebirths_after_broker_restart(
     kind: str, caplog: pytest.LogCaptureFixture
@@ -103,6 +104,7 @@ async def test_reconnects_resubscribes_and_rebirths_after_broker_restart(
             await task
 
 
+@pytest.mark.broker
 async def test_unreachable_broker_is_one_warning_then_quiet_retries(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -232,6 +234,7 @@ async def test_a_cancellation_swallowed_below_a_publish_still_stops_the_task(
             await asyncio.create_task(owner())
 
 
+@pytest.mark.broker
 async def test_a_publish_the_broker_never_acknowledges_ends_when_the_connection_drops(
     tmp_path: Path,
 ) -> None:

@@ -105,6 +105,7 @@ def wait_for(base: str, promql: str, expected: float) -> None:
         time.sleep(0.5)
 
 
+@pytest.mark.broker
 def test_prometheus_counts_the_gpus_a_core_exports(tmp_path: Path) -> None:
     with spawned_broker("mosquitto") as endpoint:
         url = f"mqtt://127.0.0.1:{endpoint.port}"

@@ -191,6 +191,7 @@ async def test_a_bug_in_handling_a_message_leaves_the_agent_on_the_air(
         await until(lambda: len(inbox.messages) == len(fleet.agents) + 1)
 
 
+@pytest.mark.broker
 async def test_broker_restart_makes_every_agent_rebirth() -> None:
     port = free_port()
     endpoint = Endpoint("127.0.0.1", port, mqtt5=True)

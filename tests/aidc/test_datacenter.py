@@ -14,6 +14,8 @@ from protocols.endpoint import Endpoint
 from sim.pools import PoolSpec
 from sim.traffic import TrafficProfile
 
+pytestmark = pytest.mark.broker
+
 H100 = "NVIDIA H100 80GB HBM3"
 POOLS = [PoolSpec("llama-70b-h100", "llama-3-1-70b", H100, 8, replicas=2, min_available=1)]
 TRAFFIC = {"llama-3-1-70b": TrafficProfile(peak_rps=6.0)}

@@ -187,6 +187,7 @@ def exit_code(pid: int, timeout: float = 30.0) -> int | None:
     return None
 
 
+@pytest.mark.broker
 def test_the_dashboard_runs_in_the_terminal_and_quitting_leaves_nothing() -> None:
     pid, terminal = in_a_terminal()
     try:
@@ -203,6 +204,7 @@ def test_the_dashboard_runs_in_the_terminal_and_quitting_leaves_nothing() -> Non
         os.close(terminal)
 
 
+@pytest.mark.broker
 def test_a_demo_killed_under_a_shell_takes_its_dashboard_with_it() -> None:
     shell, terminal = in_a_terminal(under_a_shell=True)
     try:
@@ -221,6 +223,7 @@ def test_a_demo_killed_under_a_shell_takes_its_dashboard_with_it() -> None:
         os.close(terminal)
 
 
+@pytest.mark.broker
 def test_closing_the_terminal_stops_everything() -> None:
     pid, terminal = in_a_terminal()
     screen_until(terminal, pid, b"\x1b[?1049h")

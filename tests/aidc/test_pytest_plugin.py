@@ -20,6 +20,7 @@ async def test_a_node_that_never_drains(datacenter):
 """
 
 
+@pytest.mark.broker
 def test_a_user_test_of_five_lines_runs_a_data_center(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

@@ -245,6 +245,7 @@ class Stamped(Inbox):
         await super().put(message)
 
 
+@pytest.mark.broker
 async def test_replay_keeps_the_recorded_pace_scaled_by_speed(tmp_path: Path) -> None:
     path = tmp_path / "paced.rec"
     gaps = [0.05, 0.3, 0.05, 0.6, 0.1, 0.4, 0.05, 0.2]
@@ -295,6 +296,7 @@ async def test_replay_keeps_the_recorded_pace_scaled_by_speed(tmp_path: Path) ->
         assert (final.online, final.session, final.replay) == (False, 4, "paced.rec at 2x")
 
 
+@pytest.mark.broker
 async def test_a_recorder_killed_with_sigkill_leaves_a_readable_file(tmp_path: Path) -> None:
     path = tmp_path / "killed.rec"
     site = "killed"

@@ -8,6 +8,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SITE = """
 seed = 2
@@ -80,6 +82,7 @@ def scenario(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.broker
 def test_steps_a_summary_an_exit_code_and_junit(tmp_path: Path) -> None:
     passing, failing = tmp_path / "passing.toml", tmp_path / "failing.toml"
     breaking = tmp_path / "breaking.toml"

@@ -201,6 +201,7 @@ def test_values_are_the_cores(core: CoreService) -> None:
     assert nodes["ready"] == 4  # two trays, the LPU node and the switch
 
 
+@pytest.mark.slow
 def test_counters_and_histograms_never_go_down(core: CoreService) -> None:
     seen: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     for number in range(1, 40):

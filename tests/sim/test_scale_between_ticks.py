@@ -3,6 +3,7 @@ per-replica array keeps the replica table's length, the loads sent to the agents
 and devices are held by one replica of their own hardware at most."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -107,6 +108,7 @@ def _check_invariants(world: World, fabric: Fabric) -> None:
         assert counts[WARMING] + counts[READY] <= pool.desired
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
     st.lists(

@@ -42,6 +42,7 @@ def run(p: ReplicaParams, rate: float, dt: float, ticks: int, seed: int = 0, war
     return [np.array(column) for column in zip(*kept, strict=True)]
 
 
+@pytest.mark.slow
 @pytest.mark.needs_jit
 @pytest.mark.parametrize("rho", [0.5, 0.8])
 def test_one_request_at_a_time_with_fixed_service_waits_as_md1(rho: float) -> None:

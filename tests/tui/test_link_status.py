@@ -1,6 +1,8 @@
 """The console when the broker or the core is away: the header says so, the console keeps
 retrying and reconnects, malformed messages are counted and dropped, and nothing crashes."""
 
+import pytest
+
 from aidc.runtime.brokers import free_port, spawned_broker
 from protocols.codec import encode
 from protocols.endpoint import Endpoint
@@ -10,6 +12,8 @@ from tests.mqtt import running
 from tests.tui.pilots import SIZE, until
 from tui.app import AidcApp
 from tui.widgets.header import OverviewHeader
+
+pytestmark = pytest.mark.broker
 
 SITE = "tui2"
 
