@@ -53,20 +53,20 @@ class StateView(StrEnum):
 
 
 class TopicKind(StrEnum):
-    """Every kind of topic `parse_topic` tells apart: the agent topics, the core's status and
-    events, the state views, and the commands and their replies."""
+    """Every kind of topic `parse_topic` tells apart: each AgentTopic, the core's status and
+    events, each StateView, and the commands and their replies."""
 
-    BIRTH = AgentTopic.BIRTH.value
-    DEATH = AgentTopic.DEATH.value
-    TELEMETRY = AgentTopic.TELEMETRY.value
-    ASSIGN = AgentTopic.ASSIGN.value
-    AGENTCMD = AgentTopic.AGENTCMD.value
+    BIRTH = "birth"
+    DEATH = "death"
+    TELEMETRY = "telemetry"
+    ASSIGN = "assign"
+    AGENTCMD = "agentcmd"
     STATUS = "status"
     EVENTS = "events"
-    SUMMARY = StateView.SUMMARY.value
-    RACKS = StateView.RACKS.value
-    POOLS = StateView.POOLS.value
-    FABRIC = StateView.FABRIC.value
+    SUMMARY = "summary"
+    RACKS = "racks"
+    POOLS = "pools"
+    FABRIC = "fabric"
     CMD = "cmd"
     REPLY = "reply"
 

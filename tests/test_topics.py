@@ -53,6 +53,10 @@ def test_core_topics_round_trip(topic: str, parsed: Topic) -> None:
     assert type(parse_topic(topic).kind) is TopicKind
 
 
+def test_every_agent_topic_and_state_view_is_a_topic_kind() -> None:
+    assert {*AgentTopic, *StateView} < set(TopicKind)
+
+
 def test_filters_use_single_level_wildcards() -> None:
     assert agent_filter(AgentTopic.TELEMETRY, "dc1") == "aidc/v1/dc1/telemetry/+/+"
     assert agent_filter(AgentTopic.BIRTH, "dc1", rack="r7") == "aidc/v1/dc1/birth/r7/+"
