@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from protocols import commands, messages
+from protocols import commands, messages, queries
 from protocols.columns import Columns, Record, layout
 from protocols.errors import MessageError
 from protocols.ids import COMMAND_ID_PATTERN, ID_PATTERN
@@ -136,6 +136,15 @@ CODECS: dict[TopicKind, Codec[Any]] = {
     TopicKind.REPLY: REPLY,
 }
 """The codec of every topic kind."""
+
+
+def read_answer(answer: type[queries.AnswerT], reply: commands.Reply) -> queries.AnswerT:
+    """The answer an ok reply carries to a query answered by `answer`, checked as a decoder
+    checks a message; MessageError if it is not one."""
+    try:
+        return msgspec.convert(reply.result, answer)
+    except msgspec.ValidationError as error:
+        raise MessageError(f"{queries.asked(answer)} answer", _readable(str(error))) from None
 
 
 def decode_message(topic: str, payload: bytes | bytearray | memoryview) -> tuple[Topic, Any]:

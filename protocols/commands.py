@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from msgspec import Meta, Struct
 
 from protocols.ids import CommandId, EntityId
-from protocols.limits import MAX_COMMAND_TARGETS, MAX_ROUTE_POOLS
+from protocols.limits import MAX_COMMAND_TARGETS, MAX_QUERY_ROWS, MAX_ROUTE_POOLS
 from protocols.messages import Count, NodeState, Text
 from protocols.topics import MAX_REPLY_LEVELS, check_reply_level, reply_prefix, reply_topic
 
@@ -121,7 +121,8 @@ class Reboot(Command, tag="reboot"):
 
 
 class Query(Command, tag="query"):
-    """Read something back; the reply's `result` holds it, paged by `offset` and `limit`."""
+    """Read something back, paged by `offset` and `limit`; the reply's `result` holds the
+    answer (protocols.queries)."""
 
     what: QueryWhat
     node: EntityId | None = None
@@ -132,7 +133,7 @@ class Query(Command, tag="query"):
     sort: Text = ""
     descending: bool = False
     offset: Count = 0
-    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+    limit: Annotated[int, Meta(ge=1, le=MAX_QUERY_ROWS)] = 100
 
 
 class Rebirth(Command, tag="rebirth"):
@@ -155,7 +156,8 @@ AgentCommand = InjectFault | ClearFault | Reboot | Rebirth
 
 
 class Reply(Struct, frozen=True, omit_defaults=True):
-    """The answer to one command: `ok`, or an `error` sentence; `result` for reads."""
+    """The answer to one command: `ok`, or an `error` sentence; `result` holds a query's
+    answer (read it with `codec.read_answer`) or what a command changed."""
 
     id: CommandId
     ok: bool

@@ -24,6 +24,10 @@ MAX_ROUTE_POOLS = 256
 """Pools in one route."""
 MAX_RACKS = 65536
 """Racks in one RackStates view."""
+MAX_QUERY_ROWS = 1000
+"""Rows (nodes, events, commands) one query may ask for."""
+MAX_READINGS = 256
+"""Gauges or counters of one device in a node's detail."""
 MAX_LIST = 65536
 """Any other list in a message (events, pools, ports)."""
 MAX_TEXT = 1024

@@ -7,10 +7,11 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from protocols.codec import REPLY, encode
-from protocols.commands import Command, Query, QueryWhat, Reply
-from protocols.errors import AidcError
+from protocols.codec import REPLY, encode, read_answer
+from protocols.commands import Command, Query, Reply
+from protocols.errors import AidcError, MessageError
 from protocols.link import Link, LinkDown
+from protocols.queries import AnswerT, query_for
 from protocols.topics import command_topic, reply_prefix
 
 C = TypeVar("C", bound=Command)
@@ -86,12 +87,21 @@ class Requester:
         finally:
             self._waiting.pop(command.id, None)
 
-    async def query(self, what: QueryWhat, **fields: Any) -> dict[str, Any]:
-        """A query's result; CommandFailed with the core's reason if it refuses."""
-        reply = await self.request(Query(id=self.new_id(), what=what, **fields))
-        if not reply.ok or reply.result is None:
-            raise CommandFailed(reply.error or f"the core refused the {what} query", reply)
-        return reply.result
+    async def query(self, answer: type[AnswerT], **fields: Any) -> AnswerT:
+        """The core's answer to the query that `answer` (a Struct of protocols.queries, or
+        PoolStates or FabricState) answers, with these filters and paging."""
+        return await self.answer_to(query_for(answer, self.new_id(), **fields), answer)
+
+    async def answer_to(self, query: Query, answer: type[AnswerT]) -> AnswerT:
+        """Send a query and read its answer as `answer`; CommandFailed with the core's reason
+        if it refuses, or with what is wrong with an answer that is not one."""
+        reply = await self.request(query)
+        if not reply.ok:
+            raise CommandFailed(reply.error or f"the core refused the {query.what} query", reply)
+        try:
+            return read_answer(answer, reply)
+        except MessageError as error:
+            raise CommandFailed(str(error), reply) from None
 
     def cancel(self) -> None:
         """Stop waiting for every reply (the sender is closing)."""

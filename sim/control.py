@@ -23,6 +23,7 @@ from protocols.commands import (
 )
 from protocols.errors import AidcError
 from protocols.faults import DEVICE_NOUNS, DEVICE_PARAMS, fault_problem
+from protocols.messages import NodeState
 from sim.fleet_state import NODE_KINDS, FleetState
 from sim.journal import (
     AutoscalerSettings,
@@ -37,7 +38,7 @@ from sim.journal import (
 from sim.liveness import mark_lost_and_failed
 from sim.pools import DRAINING, READY, WARMING, Pools
 
-NODE_STATES = ("ready", "cordoned", "draining", "drained", "lost", "failed")
+NODE_STATES: tuple[NodeState, ...] = ("ready", "cordoned", "draining", "drained", "lost", "failed")
 STATE_INDEX = {name: i for i, name in enumerate(NODE_STATES)}
 
 SendToAgent = Callable[[str, AgentCommand], None]

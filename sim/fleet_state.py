@@ -19,7 +19,7 @@ from protocols.columns import (
     layout,
 )
 from protocols.errors import MessageError
-from protocols.messages import Birth, Death, NodeInventory, Telemetry
+from protocols.messages import Birth, Death, NodeInventory, NodeKind, Telemetry
 from sim.tables import Table
 
 DEVICE_BLOCKS: dict[str, type[Columns]] = {
@@ -29,7 +29,7 @@ DEVICE_BLOCKS: dict[str, type[Columns]] = {
     "lpu": LpuColumns,
 }
 """Device kinds by their Telemetry field."""
-NODE_KINDS = {"gpu": 0, "lpu": 1, "switch": 2}
+NODE_KINDS: dict[NodeKind, int] = {"gpu": 0, "lpu": 1, "switch": 2}
 UUID_BYTES = 40
 """A GPU UUID as nvidia-smi prints it (`GPU-` and 36 characters); a longer one is cut."""
 

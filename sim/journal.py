@@ -26,6 +26,7 @@ from protocols.commands import (
 )
 from protocols.errors import AidcError
 from protocols.limits import MAX_TEXT
+from protocols.queries import AuditEntry
 
 APPLICATION_ID = 0x61696463
 """`aidc` in ASCII, kept in the SQLite header: tells a journal from any other database."""
@@ -175,18 +176,6 @@ class DesiredState:
     replicas: dict[str, int]
     routes: dict[str, dict[str, float]]
     autoscalers: dict[str, AutoscalerSettings]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """One command in the audit log."""
-
-    time: float
-    id: str
-    op: str
-    ok: bool
-    error: str | None
-    summary: str
 
 
 class Journal:

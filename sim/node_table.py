@@ -1,5 +1,5 @@
 """The nodes view of a query: per-node figures computed over whole arrays, then filtered,
-sorted and paged, so reading 125,000 nodes costs a few passes and one page of dicts."""
+sorted and paged, so reading 125,000 nodes costs a few passes and one page of rows."""
 
 from typing import Any
 
@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protocols.commands import Query
+from protocols.queries import NodeRow, NodesPage
 from sim.control import NODE_STATES, STATE_INDEX, reporting
 from sim.fleet_state import NODE_KINDS, DeviceTable
 from sim.world import World
@@ -156,34 +157,34 @@ class NodeTable:
             rows = rows[np.argsort(getattr(self, key)[rows], kind="stable")]
         return rows[::-1] if query.descending else rows
 
-    def row(self, r: int) -> dict[str, Any]:
+    def row(self, r: int) -> NodeRow:
         """One node's row."""
         pool = int(self.pool[r])
-        return {
-            "node": self.ids[r],
-            "rack": self.world.fleet.racks.ids[int(self.rack[r])],
-            "kind": NODE_KIND_NAMES[int(self.kind[r])],
-            "state": NODE_STATES[int(self.state[r])],
-            "gpus": int(self.gpus[r]),
-            "healthy": int(self.healthy[r]),
-            "allocated": int(self.allocated[r]),
-            "utilization": round(float(self.utilization[r]), 1),
-            "temperature_c": _measured(self.temperature_c[r]),
-            "power_w": _measured(self.power_w[r]),
-            "last_xid": int(self.last_xid[r]),
-            "nic_gbps": round(float(self.nic_gbps[r]), 2),
-            "pool": self.pool_names[pool] if pool >= 0 else "",
-        }
+        return NodeRow(
+            node=self.ids[r],
+            rack=self.world.fleet.racks.ids[int(self.rack[r])],
+            kind=NODE_KIND_NAMES[int(self.kind[r])],
+            state=NODE_STATES[int(self.state[r])],
+            gpus=int(self.gpus[r]),
+            healthy=int(self.healthy[r]),
+            allocated=int(self.allocated[r]),
+            utilization=round(float(self.utilization[r]), 1),
+            temperature_c=_measured(self.temperature_c[r]),
+            power_w=_measured(self.power_w[r]),
+            last_xid=int(self.last_xid[r]),
+            nic_gbps=round(float(self.nic_gbps[r]), 2),
+            pool=self.pool_names[pool] if pool >= 0 else "",
+        )
 
 
-def nodes_page(world: World, query: Query, now: float, nic_gbps: F64) -> dict[str, Any]:
+def nodes_page(world: World, query: Query, now: float, nic_gbps: F64) -> NodesPage:
     """The page of the nodes view a query asks for, with the total that passed its filters."""
     table = NodeTable(world, now, nic_gbps)
     rows = table.select(query)
     page = rows[query.offset : query.offset + query.limit]
-    return {
-        "total": int(rows.size),
-        "offset": query.offset,
-        "sort": query.sort if query.sort in SORT_KEYS else "node",
-        "nodes": [table.row(int(r)) for r in page],
-    }
+    return NodesPage(
+        total=int(rows.size),
+        offset=query.offset,
+        sort=query.sort if query.sort in SORT_KEYS else "node",
+        nodes=[table.row(int(r)) for r in page],
+    )

@@ -43,6 +43,7 @@ from protocols.messages import (
     Summary,
     Telemetry,
 )
+from protocols.queries import Answer, EventsPage, NodeDetail
 from protocols.topics import (
     AgentTopic,
     StateView,
@@ -309,7 +310,8 @@ class CoreService:
         """Read for a query; apply anything else through the control plane."""
         if isinstance(command, Query):
             try:
-                return Reply(command.id, ok=True, result=self._read(command, now))
+                answer = msgspec.to_builtins(self._read(command, now))
+                return Reply(command.id, ok=True, result=answer)
             except ValueError as error:
                 return Reply(command.id, ok=False, error=str(error))
         reply = self.control.handle(command, now)
@@ -317,20 +319,20 @@ class CoreService:
             self._event("info", "control", "command", summary(command), command.id)
         return reply
 
-    def _read(self, query: Query, now: float) -> dict[str, Any]:
+    def _read(self, query: Query, now: float) -> Answer:
         """What a query asks for: the latest views, recent events, or the views' own reads."""
         page = slice(query.offset, query.offset + query.limit)
         if query.what == "events":
             events = [e for e in reversed(self.events) if query.filter in e.subject]
-            return {"total": len(events), "events": msgspec.to_builtins(events[page])}
+            return EventsPage(total=len(events), events=events[page])
         if query.what == "pools":
-            return msgspec.to_builtins(self.views.pools(self._last_report))  # type: ignore[no-any-return]
+            return self.views.pools(self._last_report)
         if query.what == "fabric":
-            return msgspec.to_builtins(self._last_fabric)  # type: ignore[no-any-return]
+            return self._last_fabric
         answer = self.views.query(query, now)
-        if query.what == "node":
-            mine = [e for e in reversed(self.events) if f"{query.node}" in e.subject]
-            answer["events"] = msgspec.to_builtins(mine[:NODE_EVENTS])
+        if isinstance(answer, NodeDetail):
+            mine = [e for e in reversed(self.events) if answer.node in e.subject]
+            return msgspec.structs.replace(answer, events=mine[:NODE_EVENTS])
         return answer
 
     async def _flush_agent_commands(self) -> None:

@@ -1,10 +1,9 @@
 """What dashboards see: the summary, rack and pool views of each tick, and answers to
 queries, built from the world without ever sending the whole fleet."""
 
-import dataclasses
 import math
-from typing import Any
 
+import msgspec
 import numpy as np
 
 from protocols.columns import RackColumns, layout
@@ -17,6 +16,7 @@ from protocols.messages import (
     RouteState,
     Summary,
 )
+from protocols.queries import CommandsPage, GpuReadings, NicReadings, NodeDetail, NodesPage
 from sim.aggregate import MEASURED, merge_rack_totals, rack_totals
 from sim.control import NODE_STATES, STATE_INDEX, reporting
 from sim.fleet_state import NODE_KINDS, DeviceTable
@@ -93,7 +93,7 @@ class Views:
             lpus=len(lpus),
             lpus_healthy=int(np.count_nonzero(lpus["present"])),
             nodes={
-                name: int(np.count_nonzero(nodes == i))  # type: ignore[misc]
+                name: int(np.count_nonzero(nodes == i))
                 for i, name in enumerate(NODE_STATES)
                 if np.any(nodes == i)
             },
@@ -213,15 +213,15 @@ class Views:
         routes = [RouteState(m, w) for m, w in world.control.routes.items()]
         return PoolStates(report.time, states, routes)
 
-    def query(self, query: Query, now: float) -> dict[str, Any]:
+    def query(self, query: Query, now: float) -> NodesPage | NodeDetail | CommandsPage:
         """The answer to a read, paged."""
         if query.what == "nodes":
             return nodes_page(self.world, query, now, self.nic_gbps)
         if query.what == "node":
             return self._node(query, now)
         if query.what == "commands":
-            entries = self.world.control.journal.audit(limit=query.limit, offset=query.offset)
-            return {"commands": [dataclasses.asdict(entry) for entry in entries]}
+            journal = self.world.control.journal
+            return CommandsPage(journal.audit(limit=query.limit, offset=query.offset))
         raise ValueError(f"the views do not answer {query.what} queries (the service does)")
 
     def _live_rows(self, row: int, kind: str, states: np.ndarray) -> list[tuple[int, bool]]:
@@ -232,37 +232,36 @@ class Views:
         live = reporting(table["present"][rows], table["node"][rows], states)
         return list(zip(rows.tolist(), live.tolist(), strict=True))
 
-    def _node(self, query: Query, now: float) -> dict[str, Any]:
+    def _node(self, query: Query, now: float) -> NodeDetail:
         fleet = self.world.fleet
         if query.node is None or query.node not in fleet.nodes.rows:
             raise ValueError(f"unknown node {query.node}")
         row = fleet.nodes.rows[query.node]
         page = NodeTable(self.world, now, self.nic_gbps, only=row)
         gpus = fleet.devices["gpu"]
-        devices = []
-        for device, live in self._live_rows(row, "gpu", page.state):
-            devices.append(
-                {
-                    "gpu": int(gpus.table["slot"][device]),
-                    "present": bool(gpus.table["present"][device]),
-                    **(_gauges(gpus, device) if live else {}),
-                }
+        devices = [
+            GpuReadings(
+                gpu=int(gpus.table["slot"][device]),
+                present=bool(gpus.table["present"][device]),
+                gauges=_gauges(gpus, device) if live else {},
             )
+            for device, live in self._live_rows(row, "gpu", page.state)
+        ]
         nics = fleet.devices["nic"]
-        links = []
-        for device, live in self._live_rows(row, "nic", page.state):
-            links.append(
-                {
-                    "nic": int(nics.table["slot"][device]),
-                    "present": bool(nics.table["present"][device]),
-                    "gbps": float(self.nic_gbps[device]) if device < len(self.nic_gbps) else 0.0,
-                    **(_gauges(nics, device) | _counters(nics, device) if live else {}),
-                }
+        links = [
+            NicReadings(
+                nic=int(nics.table["slot"][device]),
+                present=bool(nics.table["present"][device]),
+                gbps=float(self.nic_gbps[device]) if device < len(self.nic_gbps) else 0.0,
+                gauges=_gauges(nics, device) if live else {},
+                counters=_counters(nics, device) if live else {},
             )
+            for device, live in self._live_rows(row, "nic", page.state)
+        ]
         intent = self.world.control.intents.get(query.node)
-        return {
-            **page.row(row),
-            "intent": intent.state if intent else "ready",
-            "devices": devices,
-            "nics": links,
-        }
+        return NodeDetail(
+            **msgspec.structs.asdict(page.row(row)),
+            intent=intent.state if intent else "ready",
+            devices=devices,
+            nics=links,
+        )

@@ -19,11 +19,12 @@ import pytest
 
 from aidc.commands.acl import acl_text, password_hash
 from aidc.runtime.brokers import free_port
-from protocols.codec import decode_message
+from protocols.codec import decode_message, read_answer
 from protocols.commands import Reply
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import Summary
+from protocols.queries import NodeDetail
 from tests.mqtt import ROOT, Inbox, running, spawn_aidc, until, wait_listening
 
 SITE = "acl1"
@@ -110,8 +111,7 @@ async def test_the_fleet_reports_and_a_viewer_reads_but_cannot_drain(secured: Se
         query = {"op": "query", "id": "after-viewer", "what": "node", "node": "r001-n01"}
         reply = await ask(operator, inbox, query)
         assert reply is not None
-        assert reply.result is not None, reply.error
-        assert reply.result["state"] == "ready"
+        assert read_answer(NodeDetail, reply).state == "ready"
         cordon = {"op": "cordon", "id": "operator-cordon", "nodes": ["r002-n02"]}
         reply = await ask(operator, inbox, cordon)
         assert reply is not None

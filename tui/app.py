@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState
 
 from protocols.commands import Cordon, Drain, OperatorCommand, Reply
 from protocols.endpoint import Endpoint
+from protocols.queries import NodeDetail
 from protocols.requests import CommandFailed
 from tui.bridge import Bridge
 from tui.collector import IdleCollector
@@ -285,13 +286,13 @@ class AidcApp(App[None]):
         nodes = [n for n in dict.fromkeys(nodes) if n]
         if not nodes or self.bridge.fleet.core_state() != "online":
             return None
-        asked = [self.bridge.query("node", node=node) for node in nodes]
+        asked = [self.bridge.query(NodeDetail, node=node) for node in nodes]
         answers = await asyncio.gather(*asked, return_exceptions=True)
         for node, known in zip(nodes, answers, strict=True):
             if isinstance(known, CommandFailed):
                 return str(known)
             holds = isinstance(command, Cordon | Drain)
-            if holds and isinstance(known, dict) and known.get("kind") == "switch":
+            if holds and isinstance(known, NodeDetail) and known.kind == "switch":
                 return f"{node} is a switch, which carries no replicas"
         return None
 

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import aiomqtt
-import msgspec
 
-from protocols.commands import Command, QueryWhat, Reply
+from protocols.commands import Command, Reply
 from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
 from protocols.link import Link
-from protocols.messages import Event, Events
+from protocols.messages import Events
+from protocols.queries import AnswerT, EventsPage
 from protocols.requests import REPLY_TIMEOUT_S, CommandFailed, Requester
 from protocols.state_topics import decode_state, state_subscriptions
 from protocols.topics import (
@@ -111,9 +111,8 @@ class Bridge:
 
     async def _backfill(self) -> None:
         with contextlib.suppress(CommandFailed):
-            result = await self.query("events", limit=BACKFILL_EVENTS)
-            events = msgspec.convert(result.get("events", []), list[Event])
-            self.fleet.backfill_events(events)
+            page = await self.query(EventsPage, limit=BACKFILL_EVENTS)
+            self.fleet.backfill_events(page.events)
             self.on_change("events")
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
@@ -163,10 +162,16 @@ class Bridge:
         self._check_live()
         return await self.requester.request(command)
 
-    async def query(self, what: QueryWhat, **fields: Any) -> dict[str, Any]:
-        """A query's result; CommandFailed with the core's reason if it refuses."""
+    async def query(self, answer: type[AnswerT], **fields: Any) -> AnswerT:
+        """The core's answer to the query that `answer` answers; CommandFailed with the core's
+        reason if it refuses, or with what is wrong with an answer that is not one."""
         self._check_live()
-        return await self.requester.query(what, **fields)
+        try:
+            return await self.requester.query(answer, **fields)
+        except CommandFailed as failed:
+            if failed.reply is not None and failed.reply.ok:  # an answer that is not one
+                self.fleet.reject(self.requester.prefix + failed.reply.id, failed)
+            raise
 
     def _check_live(self) -> None:
         """CommandFailed if what this console follows is a replay, with no core to answer."""

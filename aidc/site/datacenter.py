@@ -29,11 +29,11 @@ from aidc.site.client import SiteClient
 from aidc.site.runner import SiteRunner
 from aidc.site.state import State
 from protocols.codec import COMMAND, encode_json
-from protocols.commands import OperatorCommand, Reply
+from protocols.commands import OperatorCommand, Query, Reply
 from protocols.endpoint import Endpoint
 from protocols.errors import AidcError, MessageError
 from protocols.ids import check_id
-from protocols.requests import CommandFailed
+from protocols.queries import AnswerT, NodeDetail, asked
 from sim.clock import Clock, ManualClock, RealClock
 from sim.pools import PoolSpec
 from sim.service import CoreService
@@ -196,17 +196,17 @@ class DataCenter:
         fields: dict[str, Any] = {"target": target} | ({"kind": kind} if kind else {})
         return await self.command("clear_fault", **fields)
 
-    async def query(self, what: str, **filters: Any) -> dict[str, Any]:
-        """The result of a `query` (`nodes`, `node`, `pools`, `fabric`, `events`, `commands`);
-        CommandFailed if the core refuses it."""
-        reply = await self.command("query", what=what, **filters)
-        if not reply.ok or reply.result is None:
-            raise CommandFailed(reply.error or f"the core refused the {what} query", reply)
-        return reply.result
+    async def query(self, answer: type[AnswerT], **filters: Any) -> AnswerT:
+        """The core's answer to the query that `answer` (a Struct of protocols.queries, or
+        PoolStates or FabricState) answers; CommandFailed if the core refuses it."""
+        query = build_command("query", self.client.new_id("query"), what=asked(answer), **filters)
+        assert isinstance(query, Query)
+        self.runner.check()
+        return await self.client.requester.answer_to(query, answer)
 
     async def node_state(self, node: str) -> str:
         """A node's state: ready, cordoned, draining, drained, lost or failed."""
-        return str((await self.query("node", node=node))["state"])
+        return (await self.query(NodeDetail, node=node)).state
 
     def change_traffic(
         self,

@@ -15,11 +15,12 @@ from typing import Any
 import aiomqtt
 
 from aidc.runtime.brokers import QUEUED_PER_CLIENT, free_port, spawned_broker
-from protocols.codec import REPLY
+from protocols.codec import REPLY, read_answer
 from protocols.commands import OperatorCommand, Query, Reply
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import CoreStatus
+from protocols.queries import NodesPage
 from protocols.requests import Requester
 from protocols.topics import command_topic, reply_prefix
 from tests.mqtt import Inbox, running, spawn_aidc, until
@@ -155,8 +156,7 @@ class LiveSite:
             Query(id=f"states-{self._asked}", what="nodes", limit=1000, **filters)
         )
         assert reply.ok, reply.error
-        assert reply.result is not None
-        return {row["node"]: row["state"] for row in reply.result["nodes"]}
+        return {row.node: row.state for row in read_answer(NodesPage, reply).nodes}
 
 
 class _Replies(Inbox):

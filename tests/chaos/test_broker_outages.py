@@ -11,10 +11,11 @@ from collections.abc import Iterator
 import aiomqtt
 import pytest
 
-from protocols.codec import BIRTH, TELEMETRY
+from protocols.codec import BIRTH, TELEMETRY, read_answer
 from protocols.commands import Cordon, Query
 from protocols.link import Link
 from protocols.messages import Summary
+from protocols.queries import CommandsPage, NodeDetail
 from protocols.topics import AgentTopic, TopicKind, agent_filter, parse_topic
 from tests.chaos.site import LiveSite, live_site, report
 from tests.mqtt import running, until
@@ -113,18 +114,17 @@ async def test_agents_are_born_again_within_5_s_of_each_broker_return(site: Live
             await until(cordoned, 30)
             converged.append(time.monotonic() - back)
     audit = await site.ask(Query(id="audit", what="commands", limit=1000))
-    assert audit.result is not None, audit.error
-    ids = [entry["id"] for entry in audit.result["commands"]]
+    ids = [entry.id for entry in read_answer(CommandsPage, audit).commands]
     for outage in range(OUTAGES):
         assert ids.count(f"around-{outage}") == 1, "applied once, whatever the outage did to it"
     for outage in range(OUTAGES):
         # the operator's intent, which the command sets: the node's state also folds in its
         # liveness (lost, failed), and a loaded full-suite run once showed none "cordoned"
-        node = await site.ask(
+        reply = await site.ask(
             Query(id=f"intent-{outage}", what="node", node=f"r{outage + 1:03d}-n01")
         )
-        assert node.result is not None, node.error
-        assert node.result["intent"] == "cordoned", node.result
+        node = read_answer(NodeDetail, reply)
+        assert node.intent == "cordoned", node
     assert min(on_time) == 1.0, f"born again within {REBIRTH_S} s: {on_time}; all: {rebirths}"
     report(
         "broker outages",

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from protocols.codec import read_answer
 from protocols.commands import Cordon, OperatorCommand, Query, Route, Scale
 from protocols.link import Link
 from protocols.messages import PoolState, PoolStates, Summary
+from protocols.queries import NodesPage
 from tests.chaos.site import LiveSite, live_site, report
 from tests.mqtt import Inbox, running, until
 
@@ -70,8 +72,7 @@ async def test_a_killed_fleet_goes_lost_and_its_replicas_move(site: LiveSite) ->
     async with running(watcher(site, "fleet-watch")) as inbox:
         await until(lambda: (p := pool(inbox)) is not None and p.replicas_ready == 2, COLD_START_S)
         held = await site.ask(Query(id="held", what="nodes", pool=POOL))
-        assert held.result is not None, held.error
-        racks = {row["rack"] for row in held.result["nodes"]}
+        racks = {row.rack for row in read_answer(NodesPage, held).nodes}
         victim = "fleet-a" if "r001" in racks else "fleet-b"
         lost_rack = "r001" if victim == "fleet-a" else "r002"
         site.kill(victim)
@@ -83,8 +84,8 @@ async def test_a_killed_fleet_goes_lost_and_its_replicas_move(site: LiveSite) ->
         await until(lambda: (p := pool(inbox)) is not None and p.replicas_ready == 2, 60)
         moved_s = time.monotonic() - killed
         now_held = await site.ask(Query(id="held-after", what="nodes", pool=POOL))
-        assert now_held.result is not None, now_held.error
-        assert {row["rack"] for row in now_held.result["nodes"]} == {"r001", "r002"} - {lost_rack}
+        now_racks = {row.rack for row in read_answer(NodesPage, now_held).nodes}
+        assert now_racks == {"r001", "r002"} - {lost_rack}
         await asyncio.sleep(1)
         failed = pool(inbox).requests_failed  # type: ignore[union-attr]
         assert failed > 0, "the requests the dead nodes held are counted"

@@ -16,11 +16,12 @@ import pytest
 
 from agents.catalog import GROQ_LPU, INLET_C
 from aidc.runtime.brokers import spawned_broker
-from protocols.codec import arrays, decode_message, encode
+from protocols.codec import arrays, decode_message, encode, read_answer
 from protocols.commands import Command, InjectFault, Query, Reply
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import PoolState, PoolStates, RackStates, Summary
+from protocols.queries import ANSWERS, EventsPage, NodeDetail, NodesPage
 from sim.service import BIRTHS_SETTLE_S
 from tests.mqtt import running, spawn_aidc
 from tests.mqtt import until as wait_until
@@ -149,7 +150,7 @@ async def test_a_json_drain_from_mosquitto_pub_is_ok_and_the_node_drains(site: E
             _, last = decode_message(
                 inbox.messages[-1].topic.value, bytes(inbox.messages[-1].payload)
             )
-            return str(last.result["nodes"][0]["state"])
+            return read_answer(NodesPage, last).nodes[0].state
 
         async with asyncio.timeout(30):
             while await state() != "drained":
@@ -179,6 +180,7 @@ async def test_every_query_is_answered(site: Endpoint, what: str) -> None:
     _, reply = decode_message(message.topic.value, bytes(message.payload))
     assert reply.ok, reply.error
     assert reply.result
+    read_answer(ANSWERS[what], reply)  # type: ignore[index]
 
 
 async def test_xid_79_through_the_core_drains_the_node_and_moves_its_replica(
@@ -212,23 +214,21 @@ async def test_xid_79_through_the_core_drains_the_node_and_moves_its_replica(
 
         await until(lambda: ready() == 2)
         held = await ask(Query(id="held", what="nodes", pool=pool, state="ready"))
-        assert held.result is not None, held.error
-        victim = held.result["nodes"][0]["node"]
+        victim = read_answer(NodesPage, held).nodes[0].node
         fault = InjectFault(id="xid79", target=victim, kind="xid", params={"code": 79, "gpu": 0})
         assert (await ask(fault)).ok
         async with asyncio.timeout(COLD_START_S):
             while True:
-                detail = await ask(Query(id=f"detail-{asked}", what="node", node=victim))
-                assert detail.result is not None, detail.error
+                reply = await ask(Query(id=f"detail-{asked}", what="node", node=victim))
+                detail = read_answer(NodeDetail, reply)
                 # A GPU off the bus fails the node; under that, the control plane drains it.
-                if (detail.result["state"], detail.result["intent"]) == ("failed", "drained"):
+                if (detail.state, detail.intent) == ("failed", "drained"):
                     break
                 await asyncio.sleep(0.5)
-        assert any(e["severity"] == "critical" for e in detail.result["events"])
+        assert any(e.severity == "critical" for e in detail.events)
         await until(lambda: ready() == 2)  # its replica placed elsewhere and warm again
         now_held = await ask(Query(id="held-after", what="nodes", pool=pool))
-        assert now_held.result is not None, now_held.error
-        assert victim not in [row["node"] for row in now_held.result["nodes"]]
+        assert victim not in [row.node for row in read_answer(NodesPage, now_held).nodes]
 
 
 async def test_a_birth_on_another_agents_topic_is_refused(site: Endpoint) -> None:
@@ -270,7 +270,8 @@ async def test_only_what_stays_unplaced_after_the_births_is_warned_about(site: E
         reply, shown = inbox.latest(Reply), pools()
     assert reply is not None
     assert reply.result is not None
-    warned = [e["message"] for e in reply.result["events"] if e["severity"] == "warning"]
+    events = read_answer(EventsPage, reply).events
+    warned = [e.message for e in events if e.severity == "warning"]
     assert "pool llama-70b-gb200: the site has no NVIDIA GB200, so it stays empty" in warned
     assert shown["llama-70b-h100"].has_hardware
     assert not shown["llama-70b-gb200"].has_hardware

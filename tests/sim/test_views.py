@@ -4,6 +4,7 @@ import pytest
 
 from protocols.columns import RackColumns, layout
 from protocols.commands import Query
+from protocols.queries import NodeDetail
 from sim.views import Views
 from sim.world import World
 from tests.sim.test_world import run, site
@@ -57,11 +58,12 @@ def test_a_gpu_that_does_not_report_shows_no_readings_and_figures_skip_it() -> N
     with_readings(world, gone)
     views = Views(world)
     detail = views.query(Query(id="d", what="node", node="r0-n1"), t)
-    readings = [set(device) & set(LIVE) for device in detail["devices"]]
+    assert isinstance(detail, NodeDetail)
+    readings = [set(device.gauges) & set(LIVE) for device in detail.devices]
     assert readings[3] == set(), "no readings from a GPU that does not report"
     assert all(reading == set(LIVE) for i, reading in enumerate(readings) if i != 3)
-    assert (detail["utilization"], detail["power_w"]) == (50.0, 7 * 300.0)
-    assert detail["temperature_c"] == 60.0
+    assert (detail.utilization, detail.power_w) == (50.0, 7 * 300.0)
+    assert detail.temperature_c == 60.0
     r0 = rack(views, t, "r0")
     assert r0["utilization"] == 50.0
     assert r0["temperature_c"] == 60.0
@@ -78,8 +80,9 @@ def test_a_silent_nodes_last_samples_are_not_live() -> None:
     world.fleet.nodes["seen"][row] = t - 3600.0  # lost: its agent has gone quiet
     views = Views(world)
     detail = views.query(Query(id="d", what="node", node="r1-n2"), t)
-    assert detail["state"] == "lost"
-    assert all(not set(device) & set(LIVE) for device in detail["devices"])
-    assert detail["power_w"] is None, "nothing measured it"
+    assert isinstance(detail, NodeDetail)
+    assert detail.state == "lost"
+    assert all(not set(device.gauges) & set(LIVE) for device in detail.devices)
+    assert detail.power_w is None, "nothing measured it"
     assert rack(views, t, "r1")["power_kw"] == pytest.approx(23 * 0.3)
     assert rack(views, t, "r1")["lost"] == 9

@@ -3,6 +3,8 @@ is fed it through the bridge's own message path instead of a broker and a core."
 
 from typing import Any
 
+import msgspec
+
 from protocols.codec import COMMAND, encode
 from protocols.columns import RackColumns, layout
 from protocols.commands import Query, Reply
@@ -21,6 +23,7 @@ from protocols.messages import (
     Summary,
     SwitchState,
 )
+from protocols.queries import EventsPage, GpuReadings, NicReadings, NodeDetail, NodeRow, NodesPage
 from tui.app import AidcApp
 
 SITE = "snap"
@@ -153,75 +156,73 @@ SUMMARY = Summary(
     ttft_p99_s=0.95,
     itl_p99_s=0.045,
 )
-NODES: dict[str, Any] = {
-    "total": 576,
-    "offset": 0,
-    "nodes": [
-        {
-            "node": f"r001-n{n:02d}",
-            "rack": "r001",
-            "kind": "gpu",
-            "state": ("ready", "cordoned", "draining", "drained", "lost", "failed")[n % 6],
-            "gpus": 4,
-            "healthy": 4 - (n % 6 == 5),
-            "allocated": 4 if n % 3 else 0,
-            "utilization": (n * 17) % 100,
-            "temperature_c": 40 + n,
-            "power_w": 2900.0 + n * 10,
-            "last_xid": 79 if n == 5 else 0,
-            "nic_gbps": 12.5 * n,
-            "pool": "llama-70b-gb200",
-        }
+NODES = NodesPage(
+    total=576,
+    offset=0,
+    sort="node",
+    nodes=[
+        NodeRow(
+            node=f"r001-n{n:02d}",
+            rack="r001",
+            kind="gpu",
+            state=("ready", "cordoned", "draining", "drained", "lost", "failed")[n % 6],
+            gpus=4,
+            healthy=4 - (n % 6 == 5),
+            allocated=4 if n % 3 else 0,
+            utilization=(n * 17) % 100,
+            temperature_c=40 + n,
+            power_w=2900.0 + n * 10,
+            last_xid=79 if n == 5 else 0,
+            nic_gbps=12.5 * n,
+            pool="llama-70b-gb200",
+        )
         for n in range(1, 19)
     ],
-}
+)
 
 
-def node_detail(step: int) -> dict[str, Any]:
+def node_detail(step: int) -> NodeDetail:
     """One read of node r001-n02; `step` moves its gauges along."""
     devices = [
-        {
-            "gpu": g,
-            "present": True,
-            "DCGM_FI_DEV_GPU_UTIL": float((step * 9 + g * 20) % 100),
-            "DCGM_FI_DEV_GPU_TEMP": 50.0 + (step + g) % 20,
-            "DCGM_FI_DEV_POWER_USAGE": 700.0 + ((step * 40 + g * 90) % 500),
-            "DCGM_FI_DEV_SM_CLOCK": 1980.0,
-            "DCGM_FI_DEV_FB_USED": 150_000.0,
-            "DCGM_FI_DEV_FB_FREE": 40_000.0,
-            "DCGM_FI_DEV_XID_ERRORS": 0.0,
-        }
+        GpuReadings(
+            gpu=g,
+            present=True,
+            gauges={
+                "DCGM_FI_DEV_GPU_UTIL": float((step * 9 + g * 20) % 100),
+                "DCGM_FI_DEV_GPU_TEMP": 50.0 + (step + g) % 20,
+                "DCGM_FI_DEV_POWER_USAGE": 700.0 + ((step * 40 + g * 90) % 500),
+                "DCGM_FI_DEV_SM_CLOCK": 1980.0,
+                "DCGM_FI_DEV_FB_USED": 150_000.0,
+                "DCGM_FI_DEV_FB_FREE": 40_000.0,
+                "DCGM_FI_DEV_XID_ERRORS": 0.0,
+            },
+        )
         for g in range(4)
     ]
     nics = [
-        {
-            "nic": n,
-            "present": True,
-            "gbps": 110.0 + n,
-            "link_state": 1.0,
-            "temperature_c": 61.0,
-            "rx_bytes": 9.1e12,
-            "tx_bytes": 8.7e12,
-            "rx_prio3_pause": 12 * n,
-            "np_ecn_marked_roce_packets": 3400,
-            "np_cnp_sent": 3300,
-            "rp_cnp_handled": 3100,
-            "out_of_sequence": 0,
-            "link_down_events_phy": n // 3,
-        }
+        NicReadings(
+            nic=n,
+            present=True,
+            gbps=110.0 + n,
+            gauges={"link_state": 1.0, "temperature_c": 61.0},
+            counters={
+                "rx_bytes": 9_100_000_000_000,
+                "tx_bytes": 8_700_000_000_000,
+                "rx_prio3_pause": 12 * n,
+                "np_ecn_marked_roce_packets": 3400,
+                "np_cnp_sent": 3300,
+                "rp_cnp_handled": 3100,
+                "out_of_sequence": 0,
+                "link_down_events_phy": n // 3,
+            },
+        )
         for n in range(4)
     ]
     events = [
-        {
-            "time": T0 - 90,
-            "severity": "warning",
-            "subject": "gpu/r001-n02/1",
-            "kind": "thermal",
-            "message": "GPU 1 throttling at 87 °C",
-            "command": None,
-        }
+        Event(T0 - 90, "warning", "gpu/r001-n02/1", "thermal", "GPU 1 throttling at 87 °C"),
     ]
-    return {**NODES["nodes"][1], "devices": devices, "nics": nics, "events": events}
+    row = msgspec.structs.asdict(NODES.nodes[1])
+    return NodeDetail(**row, intent="draining", devices=devices, nics=nics, events=events)
 
 
 class Replay:
@@ -237,9 +238,9 @@ class Replay:
     ) -> None:
         command = COMMAND.decode(payload)
         assert isinstance(command, Query)
-        results = {"nodes": NODES, "node": node_detail(self.reads), "events": {"events": []}}
+        answers = {"nodes": NODES, "node": node_detail(self.reads), "events": EventsPage(0, [])}
         self.reads += 1
-        reply = Reply(command.id, ok=True, result=results[command.what])
+        reply = Reply(command.id, ok=True, result=msgspec.to_builtins(answers[command.what]))
         assert command.reply_to is not None
         self.app.bridge.feed(command.reply_to, encode(reply))
 

@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 import aiomqtt
 
-from protocols.codec import REPLY, decode_message, encode
-from protocols.commands import Query, QueryWhat
+from protocols.codec import REPLY, decode_message, encode, read_answer
 from protocols.endpoint import Endpoint
 from protocols.link import Link
+from protocols.queries import AnswerT, NodeDetail, query_for
 from tests.mqtt import Inbox, running, until
 
 T = TypeVar("T")
@@ -44,17 +44,17 @@ class Observer:
         found = self.inbox.state.get(kind)
         return found if isinstance(found, kind) else None
 
-    async def query(self, what: QueryWhat, **fields: Any) -> dict[str, Any]:
-        """A query's result, straight from the core."""
-        query = Query(id=f"observer-{next(self._ids)}", what=what, **fields)
+    async def query(self, kind: type[AnswerT], **fields: Any) -> AnswerT:
+        """The core's answer to a query, straight from the core."""
+        query = query_for(kind, f"observer-{next(self._ids)}", **fields)
         prefix = f"aidc/v1/{self.site}/ctl/reply/"
 
-        def answer() -> dict[str, Any] | None:
+        def answer() -> AnswerT | None:
             for message in reversed(self.inbox.messages):
                 if message.topic.value == prefix + query.id:
                     reply = REPLY.decode(bytes(message.payload))
                     assert reply.ok, reply.error
-                    return reply.result or {}
+                    return read_answer(kind, reply)
             return None
 
         await self.link.publish(f"aidc/v1/{self.site}/ctl/cmd", encode(query), qos=1)
@@ -65,7 +65,7 @@ class Observer:
 
     async def node_state(self, node: str) -> str:
         """One node's state as the core has it now."""
-        return str((await self.query("node", node=node))["state"])
+        return (await self.query(NodeDetail, node=node)).state
 
 
 @contextlib.asynccontextmanager

@@ -1,10 +1,11 @@
 """A node's page: a GPU that does not report shows no readings, and its trends do not grow."""
 
 import math
-from typing import Any
 
+import msgspec
 import pytest
 
+from protocols.queries import GpuReadings, NodeDetail
 from tests.tui import constructed
 from tests.tui.pilots import SIZE, second_node_page
 from tui import format as fmt
@@ -15,11 +16,12 @@ GONE = 2
 NODE_DETAIL = constructed.node_detail
 
 
-def gpu_gone(step: int) -> dict[str, Any]:
+def gpu_gone(step: int) -> NodeDetail:
     """The constructed node, with GPU 2 off the bus: the core sends no readings of it."""
     detail = NODE_DETAIL(step)
-    detail["devices"][GONE] = {"gpu": GONE, "present": False}
-    return detail
+    devices = list(detail.devices)
+    devices[GONE] = GpuReadings(gpu=GONE, present=False)
+    return msgspec.structs.replace(detail, devices=devices)
 
 
 async def test_a_gpu_that_does_not_report_shows_dashes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from textual.widgets import Input
 from protocols.commands import Drain, Route, Scale
 from protocols.endpoint import Endpoint
 from protocols.messages import PoolState, PoolStates
+from protocols.queries import CommandsPage
 from tests.tui.conftest import SITE
 from tests.tui.observe import Observer, observing
 from tests.tui.pilots import command_mode, console, last_said, until
@@ -44,7 +45,7 @@ async def test_draining_a_node_in_the_console_drains_it_in_the_core(site: Endpoi
         await command_mode(pilot, f"nodes {node}")
         nodes = app.views["nodes"]
         assert isinstance(nodes, NodesView)
-        await until(pilot, lambda: [r["node"] for r in nodes.rows] == [node])
+        await until(pilot, lambda: [r.node for r in nodes.rows] == [node])
         await pilot.press("d")
         dialog = app.screen
         assert isinstance(dialog, DrainDialog)
@@ -60,7 +61,7 @@ async def test_draining_a_node_in_the_console_drains_it_in_the_core(site: Endpoi
         async with asyncio.timeout(SETTLE_S):
             while await core.node_state(node) != "drained":
                 await asyncio.sleep(0.3)
-        await until(pilot, lambda: nodes.rows and nodes.rows[0]["state"] == "drained")
+        await until(pilot, lambda: nodes.rows and nodes.rows[0].state == "drained")
 
 
 async def test_scaling_a_pool_in_the_console_changes_its_replicas(site: Endpoint) -> None:
@@ -183,8 +184,8 @@ async def test_read_only_hides_and_refuses_every_mutation(site: Endpoint) -> Non
             assert text.startswith("Read-only console: not allowed to")
             assert severity == "error"
         assert "READ-ONLY" in app.screen.query_one("OverviewHeader").text.plain  # type: ignore[attr-defined]
-        audit = await core.query("commands", limit=1000)
-        assert not [c for c in audit["commands"] if c["id"].startswith(app.bridge.token)]
+        audit = await core.query(CommandsPage, limit=1000)
+        assert not [c for c in audit.commands if c.id.startswith(app.bridge.token)]
         assert app.answers == []
 
 
@@ -239,7 +240,7 @@ async def test_keys_typed_on_a_node_page_change_nothing_and_slash_filters(
         nodes = app.views["nodes"]
         assert isinstance(nodes, NodesView)
         assert nodes.is_active
-        await until(pilot, lambda: nodes.rows and {r["rack"] for r in nodes.rows} == {"r002"})
+        await until(pilot, lambda: nodes.rows and {r.rack for r in nodes.rows} == {"r002"})
 
 
 async def test_opening_a_rack_shows_its_nodes_not_an_old_node_page(site: Endpoint) -> None:
@@ -250,4 +251,4 @@ async def test_opening_a_rack_shows_its_nodes_not_an_old_node_page(site: Endpoin
         nodes = app.views["nodes"]
         assert isinstance(nodes, NodesView)
         assert nodes.is_active
-        await until(pilot, lambda: nodes.rows and {r["rack"] for r in nodes.rows} == {"r003"})
+        await until(pilot, lambda: nodes.rows and {r.rack for r in nodes.rows} == {"r003"})

@@ -3,9 +3,8 @@ text and by a minimum severity; enter on a node's event opens the node."""
 
 import typing
 from collections.abc import Set
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import msgspec
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -37,9 +36,8 @@ def events_columns(with_subject: bool = True) -> list[tuple[str, str]]:
     return [*columns, ("kind", "KIND"), ("message", "MESSAGE")]
 
 
-def event_row(event: Event | dict[str, Any], with_subject: bool = True) -> list[str | Text]:
+def event_row(e: Event, with_subject: bool = True) -> list[str | Text]:
     """One event's cells."""
-    e = event if isinstance(event, Event) else msgspec.convert(event, Event)
     style = SEVERITY_STYLES.get(e.severity, "")
     cells: list[str | Text] = [fmt.sim_clock(e.time), Text(e.severity, style=style)]
     if with_subject:

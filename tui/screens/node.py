@@ -3,8 +3,8 @@ counters, and the node's events, read from the core every second while shown."""
 
 import math
 from collections import deque
-from collections.abc import Set
-from typing import Any, ClassVar
+from collections.abc import Mapping, Set
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
@@ -12,6 +12,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Label, Static
 
+from protocols.messages import Event
+from protocols.queries import GpuReadings, NicReadings, NodeDetail
 from protocols.requests import CommandFailed
 from tui import format as fmt
 from tui.messages import CommandAnswered
@@ -22,8 +24,6 @@ from tui.view import View
 from tui.widgets.table import Table
 
 REFRESH_S = 1.0
-EVENTS_EVERY = 3
-"""Read the node's events every this many refreshes."""
 HISTORY = 60
 SPARK = 16
 TRENDS = (
@@ -71,11 +71,10 @@ NIC_DROP = (
 """The NIC table's columns a narrow terminal drops, first to last."""
 
 
-def _reading(device: dict[str, Any], name: str) -> float:
+def _reading(readings: Mapping[str, float], name: str) -> float:
     """One of a device's readings, NaN for none (the core sends none of a device that does
     not report)."""
-    value = device.get(name)
-    return math.nan if value is None else float(value)
+    return float(readings.get(name, math.nan))
 
 
 def _shown(value: float, spec: str, unit: str = "") -> str:
@@ -122,11 +121,10 @@ class NodeView(NodeActionsView):
     def __init__(self, node: str, rack: str = "") -> None:
         super().__init__()
         self.node, self.rack = node, rack
-        self.detail: dict[str, Any] = {}
+        self.detail: NodeDetail | None = None
         self.history: dict[int, dict[str, deque[float]]] = {}
-        self.events: list[dict[str, Any]] = []
+        self.events: list[Event] = []
         self.problem = ""
-        self._refreshes = 0
 
     def body(self) -> ComposeResult:
         yield Static(id="node-title")
@@ -148,11 +146,10 @@ class NodeView(NodeActionsView):
         return [self.node]
 
     def pools_of(self, nodes: list[str]) -> set[str] | None:
-        pool = self.detail.get("pool")
-        return None if pool is None else {str(pool)} - {""}
+        return None if self.detail is None else {self.detail.pool} - {""}
 
     def kind_of(self, node: str) -> str:
-        return str(self.detail.get("kind", "gpu"))
+        return "gpu" if self.detail is None else self.detail.kind
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -171,50 +168,37 @@ class NodeView(NodeActionsView):
         self._paint_title()
 
     def on_command_answered(self, _: CommandAnswered) -> None:
-        self._refreshes = 0
         self.load()
 
     @work(exclusive=True, group="node-detail")
     async def load(self) -> None:
-        """Read the node (and every few reads its events) from the core."""
-        bridge = self.host.bridge
+        """Read the node, with its latest events, from the core."""
         try:
-            self.detail = await bridge.query("node", node=self.node)
-            self.rack = self.rack or str(self.detail.get("rack", ""))
-            if "events" in self.detail:
-                self.events = list(self.detail["events"])
-            elif self._refreshes % EVENTS_EVERY == 0:
-                result = await bridge.query("events", filter=self.node, limit=50)
-                self.events = list(result.get("events", []))
+            self.detail = await self.host.bridge.query(NodeDetail, node=self.node)
+            self.rack = self.rack or self.detail.rack
+            self.events = self.detail.events
         except CommandFailed as error:
             self.problem = f"cannot read {self.node}: {error}"
         else:
             self.problem = ""
             self._remember()
-        self._refreshes += 1
         self._paint()
 
-    def devices(self) -> list[dict[str, Any]]:
-        """The node's GPUs as the core lists them (`devices` in newer cores, `gpus` before)."""
-        for key in ("devices", "gpus"):
-            listed = self.detail.get(key)
-            if isinstance(listed, list):
-                return listed
-        return []
+    def devices(self) -> list[GpuReadings]:
+        """The node's GPUs as the core last listed them."""
+        return [] if self.detail is None else self.detail.devices
 
-    def nics(self) -> list[dict[str, Any]]:
-        """The node's NICs from the core's detail: counters by their mlx5 names, and the
-        load the core offers each (`gbps`, each way)."""
-        listed = self.detail.get("nics")
-        return listed if isinstance(listed, list) else []
+    def nics(self) -> list[NicReadings]:
+        """The node's NICs as the core last listed them."""
+        return [] if self.detail is None else self.detail.nics
 
     def _remember(self) -> None:
         for gpu in self.devices():
             trends = self.history.setdefault(
-                int(gpu["gpu"]), {name: deque(maxlen=HISTORY) for name, _, _ in TRENDS}
+                gpu.gpu, {name: deque(maxlen=HISTORY) for name, _, _ in TRENDS}
             )
             for name, _, _ in TRENDS:
-                trends[name].append(_reading(gpu, name))
+                trends[name].append(_reading(gpu.gauges, name))
 
     def _paint(self) -> None:
         self._paint_title()
@@ -225,22 +209,20 @@ class NodeView(NodeActionsView):
 
     def _paint_title(self) -> None:
         detail = self.detail
-        state = str(detail.get("state", "?"))
         parts = [Text(f" {self.node} ", style="bold reverse"), Text(f"rack {self.rack or '?'}")]
-        if detail.get("kind"):
-            parts.append(Text(str(detail["kind"])))
-        parts.append(Text(state, style=STATE_STYLES.get(state, "bold")))
-        devices = len(self.devices())
-        if "allocated" in detail and "healthy" in detail:
-            noun = {"lpu": "LPU chips", "switch": "ports"}.get(self.kind_of(self.node), "GPUs")
-            allocated, healthy = detail["allocated"], detail["healthy"]
-            parts.append(Text(f"{noun} {allocated} allocated / {healthy} healthy"))
+        if detail is None:
+            parts.append(Text("?", style="bold"))
         else:
-            parts.append(Text(f"{devices} GPUs"))
-        if detail.get("pool"):
-            parts.append(Text(f"pool {detail['pool']}", style="cyan"))
-        if detail.get("power_w") is not None:
-            parts.append(Text(fmt.watts(float(detail["power_w"]))))
+            noun = {"lpu": "LPU chips", "switch": "ports"}.get(detail.kind, "GPUs")
+            parts += [
+                Text(detail.kind),
+                Text(detail.state, style=STATE_STYLES.get(detail.state, "bold")),
+                Text(f"{noun} {detail.allocated} allocated / {detail.healthy} healthy"),
+            ]
+            if detail.pool:
+                parts.append(Text(f"pool {detail.pool}", style="cyan"))
+            if detail.power_w is not None:
+                parts.append(Text(fmt.watts(detail.power_w)))
         if self.problem:
             parts.append(Text(self.problem, style="bold red"))
         self.query_one("#node-title", Static).update(Text(" · ").join(parts))
@@ -248,33 +230,36 @@ class NodeView(NodeActionsView):
     def _paint_gpus(self) -> None:
         rows = []
         for gpu in self.devices():
-            index = int(gpu["gpu"])
+            index, readings = gpu.gpu, gpu.gauges
             trends = self.history.get(index, {})
-            cells = [str(index), "yes" if gpu.get("present") else Text("no", style="bold red")]
+            cells = [str(index), "yes" if gpu.present else Text("no", style="bold red")]
             for (name, low, high), unit in zip(TRENDS, ("%", " °C", " W"), strict=True):
                 values = trends.get(name, deque())
                 seen = (v for v in values if not math.isnan(v))
                 top = high if high is not None else max(seen, default=1.0)
                 spark = fmt.sparkline(values, low, top, SPARK)
-                reading = _shown(_reading(gpu, name), "5.0f", unit)
+                reading = _shown(_reading(readings, name), "5.0f", unit)
                 cells.append(Text.assemble((spark, "cyan"), f" {reading}"))
-            cells.append(_shown(_reading(gpu, "DCGM_FI_DEV_SM_CLOCK"), ".0f"))
-            fb = (_reading(gpu, "DCGM_FI_DEV_FB_USED"), _reading(gpu, "DCGM_FI_DEV_FB_FREE"))
+            cells.append(_shown(_reading(readings, "DCGM_FI_DEV_SM_CLOCK"), ".0f"))
+            fb = (
+                _reading(readings, "DCGM_FI_DEV_FB_USED"),
+                _reading(readings, "DCGM_FI_DEV_FB_FREE"),
+            )
             cells.append(_memory(*fb))
-            cells.append(_xid(_reading(gpu, "DCGM_FI_DEV_XID_ERRORS")))
+            cells.append(_xid(_reading(readings, "DCGM_FI_DEV_XID_ERRORS")))
             rows.append((str(index), cells))
         self.query_one("#node-gpus", Table).show_fitted(GPU_COLUMNS, rows, GPU_DROP)
 
     def _paint_nics(self) -> None:
         rows = []
         for nic in self.nics():
-            port = int(nic.get("nic", 0))
+            readings = {**nic.gauges, **nic.counters}
             cells: list[str | Text] = [
-                f"nic{port}",
-                _link(_reading(nic, "link_state")),
-                f"{float(nic.get('gbps', 0.0)):.2f}",
+                f"nic{nic.nic}",
+                _link(_reading(readings, "link_state")),
+                f"{nic.gbps:.2f}",
             ]
-            cells += [_counter(_reading(nic, key), key) for key, _ in NIC_COLUMNS[3:-1]]
-            cells.append(_shown(_reading(nic, "temperature_c"), ".0f", " °C"))
-            rows.append((str(port), cells))
+            cells += [_counter(_reading(readings, key), key) for key, _ in NIC_COLUMNS[3:-1]]
+            cells.append(_shown(_reading(readings, "temperature_c"), ".0f", " °C"))
+            rows.append((str(nic.nic), cells))
         self.query_one("#node-nics", Table).show_fitted(NIC_COLUMNS, rows, NIC_DROP)

@@ -1,7 +1,7 @@
 """The nodes view: one page of nodes at a time, read from the core with a `query`, so it
 scales to any fleet; sortable, filterable by text, rack and state; marks for bulk actions."""
 
-from collections.abc import Mapping, Set
+from collections.abc import Set
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from protocols.queries import NodeRow, NodesPage
 from protocols.requests import CommandFailed
 from tui import format as fmt
 from tui.command_line import CommandLineError, GoTo, parse
@@ -21,8 +22,6 @@ PAGE = 100
 """Nodes read per page."""
 REFRESH_S = 2.0
 """How often the page is read again while it is shown."""
-SORT_FIRST = ("node", "rack", "state", "gpus", "utilization")
-"""Sort keys every core knows; a newer core sorts by any field its rows carry."""
 STATE_STYLES = {
     "ready": "green",
     "cordoned": "yellow",
@@ -44,23 +43,20 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("nic_gbps", "NIC Gb/s"),
     ("pool", "POOL"),
 )
-"""Every column a node row can fill; a column shows when the core's rows carry its field."""
+"""The columns of the table, each a field of a node's row, and what it can be sorted by."""
 DROP = ("kind", "nic_gbps", "last_xid", "pool", "rack", "power_w", "temperature_c")
 """The columns a narrow terminal drops, first to last."""
 
 
-def cell(key: str, row: Mapping[str, Any]) -> str | Text:
+def cell(key: str, row: NodeRow) -> str | Text:
     """One node field as the table shows it."""
-    value = row.get(key)
+    value = getattr(row, key)
     if value is None:
         return Text(fmt.DASH, justify="right")
     if key == "state":
         return Text(str(value), style=STATE_STYLES.get(str(value), ""))
     if key == "gpus":
-        allocated, healthy = row.get("allocated"), row.get("healthy")
-        if allocated is not None and healthy is not None:
-            return Text(f"{allocated}/{healthy}", justify="right")
-        return Text(str(value), justify="right")
+        return Text(f"{row.allocated}/{row.healthy}", justify="right")
     if key == "utilization":
         return Text(f"{float(value):.0f}%", justify="right")
     if key == "temperature_c":
@@ -102,7 +98,7 @@ class NodesView(NodeActionsView):
         self.descending = False
         self.start = 0
         self.total = 0
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[NodeRow] = []
         self.marked: set[str] = set()
         self.problem = ""
         self.loaded = 0
@@ -137,14 +133,13 @@ class NodesView(NodeActionsView):
         return [key] if key else []
 
     def pools_of(self, nodes: list[str]) -> set[str] | None:
-        rows = {str(row.get("node")): row for row in self.rows}
-        if not all(node in rows and "pool" in rows[node] for node in nodes):
+        rows = {row.node: row for row in self.rows}
+        if not all(node in rows for node in nodes):
             return None
-        return {str(rows[node]["pool"]) for node in nodes} - {""}
+        return {rows[node].pool for node in nodes} - {""}
 
     def kind_of(self, node: str) -> str:
-        row = next((row for row in self.rows if row.get("node") == node), {})
-        return str(row.get("kind", "gpu"))
+        return next((row.kind for row in self.rows if row.node == node), "gpu")
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -188,13 +183,13 @@ class NodesView(NodeActionsView):
     async def load(self) -> None:
         """Read the page from the core (the previous read, if still waiting, is dropped)."""
         try:
-            result = await self.host.bridge.query("nodes", **self.query_fields())
+            page = await self.host.bridge.query(NodesPage, **self.query_fields())
         except CommandFailed as error:
             self.problem = f"cannot read the nodes: {error}"
         else:
             self.problem = ""
-            self.total = int(result.get("total", 0))
-            self.rows = list(result.get("nodes", []))
+            self.total = page.total
+            self.rows = page.nodes
             if self.start and self.start >= self.total:
                 self.start = max(0, (self.total - 1) // PAGE * PAGE)
         self.loaded += 1
@@ -204,17 +199,11 @@ class NodesView(NodeActionsView):
 
     def _paint(self) -> None:
         table = self.query_one(Table)
-        present = {key for row in self.rows for key in row}
-        columns = [("mark", " ")] + [
-            (key, label + self._arrow(key))
-            for key, label in COLUMNS
-            if key == "node" or key in present
-        ]
+        columns = [("mark", " ")] + [(key, label + self._arrow(key)) for key, label in COLUMNS]
         rows = []
         for row in self.rows:
-            node = str(row.get("node", ""))
-            mark = Text("●", style="bold magenta") if node in self.marked else ""
-            rows.append((node, [mark, *(cell(key, row) for key, _ in columns[1:])]))
+            mark = Text("●", style="bold magenta") if row.node in self.marked else ""
+            rows.append((row.node, [mark, *(cell(key, row) for key, _ in COLUMNS)]))
         table.show_fitted(columns, rows, DROP)
         self._paint_status()
 
@@ -263,8 +252,7 @@ class NodesView(NodeActionsView):
         node = self.query_one(Table).cursor_key
         if node is None:
             return
-        row = next((r for r in self.rows if r.get("node") == node), {})
-        rack = str(row.get("rack", ""))
+        rack = next((row.rack for row in self.rows if row.node == node), "")
         self.post_message(OpenView(GoTo("node", node, (("rack", rack),) if rack else ())))
 
     def action_mark(self) -> None:
@@ -285,9 +273,8 @@ class NodesView(NodeActionsView):
         self._paint()
 
     def sorts(self) -> list[str]:
-        """What the page can be sorted by: the columns the core's rows carry."""
-        present = {key for row in self.rows for key in row}
-        return [key for key, _ in COLUMNS if key in SORT_FIRST or key in present]
+        """What the page can be sorted by: its columns."""
+        return [key for key, _ in COLUMNS]
 
     def action_next_sort(self) -> None:
         sorts = self.sorts()
