@@ -214,15 +214,15 @@ async def measure(gpus: int, presses: int, fps_s: float) -> dict[str, float]:
     ticks = [fleet_tick(gpus, rng, now + i) for i in range(VARIANTS)]
     app = BenchApp()
     async with app.run_test(size=SIZE) as pilot:
-        fleet = app.bridge.fleet
-        fleet.link.up = True
+        picture = app.bridge.picture
+        picture.link.up = True
         app.bridge.feed(f"aidc/v1/{SITE}/core/status", encode(CoreStatus(True, 1, now, 1.0)))
         ingest = []
         for tick in ticks:
             started = time.perf_counter()
             feed(app, tick)
-            assert fleet.racks is not None  # decoded when read
-            assert fleet.fabric is not None
+            assert picture.racks is not None  # decoded when read
+            assert picture.fabric is not None
             ingest.append(time.perf_counter() - started)
         await pilot.pause(0.5)
         for key in ("3", "4", "5", "1"):  # every view built once, as an operator's first minute
@@ -263,8 +263,10 @@ async def measure(gpus: int, presses: int, fps_s: float) -> dict[str, float]:
         elapsed = time.perf_counter() - started
         frames = len(app.frames) - frames
     return {
-        "racks": float(len(app.bridge.fleet.racks or [])),
-        "switches": float(len(app.bridge.fleet.fabric.switches) if app.bridge.fleet.fabric else 0),
+        "racks": float(len(app.bridge.picture.racks or [])),
+        "switches": float(
+            len(app.bridge.picture.fabric.switches) if app.bridge.picture.fabric else 0
+        ),
         "tick_bytes": float(ticks[0].size),
         "ingest_ms": statistics.median(ingest) * 1000,
         "p50_ms": statistics.median(latencies) * 1000,

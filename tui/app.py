@@ -29,7 +29,7 @@ from tui.dialogs.confirm import Confirm
 from tui.dialogs.drain import DrainDialog
 from tui.dialogs.form import Form
 from tui.dialogs.prompt import Prompt
-from tui.messages import CommandAnswered, FleetChanged, OpenView, SendCommand
+from tui.messages import CommandAnswered, OpenView, PictureChanged, SendCommand
 from tui.screens.events import EventsView
 from tui.screens.fabric import FabricView
 from tui.screens.help import HelpScreen, Section
@@ -128,7 +128,7 @@ class AidcApp(App[None]):
 
     def _changed(self, view: str) -> None:
         self._dirty.add(view)
-        self.post_message(FleetChanged())
+        self.post_message(PictureChanged())
 
     def _check_status(self) -> None:
         if self.connect:
@@ -136,7 +136,7 @@ class AidcApp(App[None]):
         self._changed("summary")
         self.collector.maybe_collect()
 
-    def on_fleet_changed(self, _: FleetChanged) -> None:
+    def on_picture_changed(self, _: PictureChanged) -> None:
         if self._paint_pending:
             return
         wait = self._last_paint + FRAME_S - time.monotonic()
@@ -151,13 +151,13 @@ class AidcApp(App[None]):
         self._paint_pending = False
         dirty, self._dirty = self._dirty, set()
         self._last_paint = time.monotonic()
-        if self.bridge.fleet.replay and not self._replay_seen:
+        if self.bridge.picture.replay and not self._replay_seen:
             self._replay_seen = True
             self.refresh_bindings()
         self.paints += 1
         for screen in self.screen_stack:
             if isinstance(screen, View) and screen.is_mounted:
-                screen.fleet_changed(dirty)
+                screen.picture_changed(dirty)
 
     # -- navigation ------------------------------------------------------------------------------
 
@@ -284,7 +284,7 @@ class AidcApp(App[None]):
         is not online to ask (the command's reply will say)."""
         nodes = getattr(command, "nodes", None) or [getattr(command, "target", None)]
         nodes = [n for n in dict.fromkeys(nodes) if n]
-        if not nodes or self.bridge.fleet.core_state() != "online":
+        if not nodes or self.bridge.picture.core_state() != "online":
             return None
         asked = [self.bridge.query(NodeDetail, node=node) for node in nodes]
         answers = await asyncio.gather(*asked, return_exceptions=True)
@@ -298,7 +298,7 @@ class AidcApp(App[None]):
 
     def drain_dialog(self, drain: Drain) -> None:
         """The drain dialog, filled in from a `:drain` line."""
-        pools = self.bridge.fleet.pools.pools if self.bridge.fleet.pools else []
+        pools = self.bridge.picture.pools.pools if self.bridge.picture.pools else []
         dialog = DrainDialog(
             drain.nodes,
             pools,

@@ -22,7 +22,7 @@ from protocols.topics import (
     TopicKind,
     parse_topic,
 )
-from tui.fleet import Fleet
+from tui.picture import SitePicture
 
 C = TypeVar("C", bound=Command)
 
@@ -36,18 +36,18 @@ class _LinkNotes(logging.Handler):
     """Keeps the link's last sentence (unreachable, refused, reconnecting) for the header,
     instead of letting it reach the terminal under the dashboard."""
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, picture: SitePicture) -> None:
         super().__init__(logging.INFO)
-        self.fleet = fleet
+        self.picture = picture
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
             # a link's own sentence for its owner, without its client id, where it has one
-            self.fleet.link.note = getattr(record, "note", None) or record.getMessage()
+            self.picture.link.note = getattr(record, "note", None) or record.getMessage()
 
 
 class Bridge:
-    """Follows one site's state into a `Fleet` and calls `on_change(view)` for each view that
+    """Follows one site's state into a `SitePicture` and calls `on_change(view)` for each view that
     changed; `request` sends a command and returns the core's reply."""
 
     def __init__(
@@ -60,13 +60,13 @@ class Bridge:
     ) -> None:
         self.endpoint = endpoint
         self.site = site
-        self.fleet = Fleet(site)
+        self.picture = SitePicture(site)
         self.on_change = on_change or (lambda _view: None)
         self.token = f"tui-{secrets.token_hex(4)}"
         """Names this console: its client id, command ids and reply topics."""
         self._tasks: set[asyncio.Task[None]] = set()
         logger = logging.Logger("aidc.tui.link")
-        logger.addHandler(_LinkNotes(self.fleet))
+        logger.addHandler(_LinkNotes(self.picture))
         self.link = Link(
             endpoint,
             f"aidc-{self.token}",
@@ -90,18 +90,18 @@ class Bridge:
             self.check_link()
 
     def check_link(self) -> bool:
-        """Bring `fleet.link` up to date with the connection; whether it changed."""
+        """Bring `picture.link` up to date with the connection; whether it changed."""
         up = self.link.connected.is_set()
-        if up == self.fleet.link.up:
+        if up == self.picture.link.up:
             return False
-        self.fleet.link.up = up
-        if not up and self.fleet.link.note == "connected":
-            self.fleet.link.note = "connection lost; reconnecting"
+        self.picture.link.up = up
+        if not up and self.picture.link.note == "connected":
+            self.picture.link.note = "connection lost; reconnecting"
         self.on_change("summary")
         return True
 
     async def _connected(self, _session: int) -> None:
-        self.fleet.link.note = "connected"
+        self.picture.link.note = "connected"
         self.check_link()
         # Reading back events needs this very link's messages, which flow only once this
         # callback has returned.
@@ -112,7 +112,7 @@ class Bridge:
     async def _backfill(self) -> None:
         with contextlib.suppress(CommandFailed):
             page = await self.query(EventsPage, limit=BACKFILL_EVENTS)
-            self.fleet.backfill_events(page.events)
+            self.picture.backfill_events(page.events)
             self.on_change("events")
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
@@ -131,18 +131,18 @@ class Bridge:
                 return None
             kind = parse_topic(topic).kind
             if kind in HELD:
-                self.fleet.hold(kind, topic, payload)
+                self.picture.hold(kind, topic, payload)
                 self.on_change(kind)
                 return kind
             _, message = decode_state(topic, payload)
         except (MessageError, ValueError) as error:
-            self.fleet.reject(topic, error)
+            self.picture.reject(topic, error)
             return None
         if isinstance(message, Events):
-            self.fleet.add_events(message.events)
+            self.picture.add_events(message.events)
             changed: str | None = "events"
         else:
-            changed = self.fleet.apply(message)
+            changed = self.picture.apply(message)
         if changed:
             self.on_change(changed)
         return changed
@@ -150,12 +150,12 @@ class Bridge:
     @property
     def rejected(self) -> int:
         """Malformed messages dropped so far."""
-        return self.fleet.rejected
+        return self.picture.rejected
 
     @property
     def last_rejected(self) -> str:
         """Why the last one was."""
-        return self.fleet.last_rejected
+        return self.picture.last_rejected
 
     async def request(self, command: C) -> Reply:
         """Send a command and wait for its reply; CommandFailed if none comes."""
@@ -170,13 +170,13 @@ class Bridge:
             return await self.requester.query(answer, **fields)
         except CommandFailed as failed:
             if failed.reply is not None and failed.reply.ok:  # an answer that is not one
-                self.fleet.reject(self.requester.prefix + failed.reply.id, failed)
+                self.picture.reject(self.requester.prefix + failed.reply.id, failed)
             raise
 
     def _check_live(self) -> None:
         """CommandFailed if what this console follows is a replay, with no core to answer."""
-        if self.fleet.replay:
+        if self.picture.replay:
             raise CommandFailed(
-                f"a replay ({self.fleet.replay}) has no core to answer; the racks, pools, "
+                f"a replay ({self.picture.replay}) has no core to answer; the racks, pools, "
                 "fabric and events views show what was recorded"
             )

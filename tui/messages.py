@@ -8,11 +8,11 @@ from protocols.commands import OperatorCommand, Reply
 from tui.command_line import GoTo
 
 
-class FleetChanged(Message):
+class PictureChanged(Message):
     """Some state view changed; the app repaints what is dirty. Many in a row become one."""
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, FleetChanged)
+        return isinstance(message, PictureChanged)
 
 
 @dataclass

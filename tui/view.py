@@ -10,7 +10,7 @@ from textual.screen import Screen
 
 from tui.bridge import Bridge
 from tui.dialogs.prompt import Prompt
-from tui.fleet import Fleet
+from tui.picture import SitePicture
 from tui.widgets.footer import KeysFooter
 from tui.widgets.header import OverviewHeader
 
@@ -43,8 +43,8 @@ class View(Screen[None]):
         return cast(Host, self.app)
 
     @property
-    def fleet(self) -> Fleet:
-        return self.host.bridge.fleet
+    def picture(self) -> SitePicture:
+        return self.host.bridge.picture
 
     def compose(self) -> ComposeResult:
         yield OverviewHeader()
@@ -56,19 +56,19 @@ class View(Screen[None]):
         yield from ()
 
     def on_mount(self) -> None:
-        self.fleet_changed(EVERYTHING)
+        self.picture_changed(EVERYTHING)
 
     def on_screen_resume(self) -> None:
-        self.fleet_changed(EVERYTHING)
+        self.picture_changed(EVERYTHING)
 
-    def fleet_changed(self, views: Set[str]) -> None:
+    def picture_changed(self, views: Set[str]) -> None:
         """Repaint the header and whatever of this view depends on `views`; nothing while its
         widgets are still being composed (its mount paints everything)."""
         headers = self.query(OverviewHeader)
         if not headers:
             return
         bridge = self.host.bridge
-        headers.first().show(bridge.fleet, bridge.endpoint.url, self.host.read_only)
+        headers.first().show(bridge.picture, bridge.endpoint.url, self.host.read_only)
         self.show(views)
 
     def show(self, views: Set[str]) -> None:

@@ -421,7 +421,7 @@ async def test_a_dashboard_shows_a_replay_as_it_happened_with_commands_disabled(
 ) -> None:
     app = AidcApp(broker, SITE)
     async with listening(broker, SITE) as inbox, app.run_test(size=SIZE) as pilot:
-        fleet = app.bridge.fleet
+        fleet = app.bridge.picture
         await until_shown(pilot, lambda: fleet.link.up)
         args = (str(site_recording), "--broker", url(broker), "--speed", "1")
         replay = asyncio.create_task(replay_command(*args))

@@ -265,8 +265,8 @@ def fed(rack_count: int = 32) -> AidcApp:
 
 def feed_site(app: AidcApp, rack_count: int) -> None:
     """The constructed site, as the core would publish it."""
-    fleet = app.bridge.fleet
-    fleet.link.up, fleet.link.note = True, "connected"
+    picture = app.bridge.picture
+    picture.link.up, picture.link.note = True, "connected"
     feed = app.bridge.feed
     base = f"aidc/v1/{SITE}"
     feed(f"{base}/core/status", encode(CoreStatus(True, 1, T0, 10.0, "0.1.0")))

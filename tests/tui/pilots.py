@@ -55,6 +55,6 @@ async def console(
     """The console attached to a site, once it has the core's state."""
     app = AidcApp(endpoint, site, read_only=read_only)
     async with app.run_test(size=SIZE) as pilot:
-        fleet = app.bridge.fleet
-        await until(pilot, lambda: fleet.summary is not None and fleet.pools is not None)
+        picture = app.bridge.picture
+        await until(pilot, lambda: picture.summary is not None and picture.pools is not None)
         yield app, pilot

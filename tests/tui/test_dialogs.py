@@ -104,4 +104,4 @@ async def test_the_autoscaler_switch_says_on_or_off() -> None:
 async def test_a_view_still_being_composed_is_not_painted() -> None:
     app = fed()
     async with app.run_test(size=SIZE):
-        NodesView().fleet_changed(EVERYTHING)  # a repaint that lands before its widgets do
+        NodesView().picture_changed(EVERYTHING)  # a repaint that lands before its widgets do

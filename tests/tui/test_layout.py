@@ -8,7 +8,7 @@ from textual.pilot import Pilot
 from tests.tui.constructed import SUMMARY, fed, feed_site
 from tests.tui.pilots import until
 from tui.app import AidcApp
-from tui.fleet import Fleet
+from tui.picture import SitePicture
 from tui.screens.pools import POOL_COLUMNS
 from tui.widgets.header import overview
 from tui.widgets.table import Table
@@ -16,17 +16,17 @@ from tui.widgets.table import Table
 URL = "mqtt://127.0.0.1:1883"
 
 
-def _fleet() -> Fleet:
+def _picture() -> SitePicture:
     app = fed()
     feed_site(app, 4)
-    return app.bridge.fleet
+    return app.bridge.picture
 
 
 @pytest.mark.parametrize("width", range(80, 221, 7))
 def test_each_header_line_fits_and_shows_whole_figures_only(width: int) -> None:
-    fleet = _fleet()
-    wide = overview(fleet, URL, read_only=False).plain.split("\n")
-    shown = overview(fleet, URL, read_only=False, width=width).plain.split("\n")
+    picture = _picture()
+    wide = overview(picture, URL, read_only=False).plain.split("\n")
+    shown = overview(picture, URL, read_only=False, width=width).plain.split("\n")
     for line, full in zip(shown, wide, strict=True):
         assert cell_len(line) <= width, line
         assert set(line.split()) <= set(full.split()), "every word is one of the wide line's"
@@ -38,7 +38,7 @@ def test_each_header_line_fits_and_shows_whole_figures_only(width: int) -> None:
 
 
 def test_wide_headers_show_everything() -> None:
-    first, second = overview(_fleet(), URL, read_only=False, width=200).plain.split("\n")
+    first, second = overview(_picture(), URL, read_only=False, width=200).plain.split("\n")
     assert "tick 4,321" in first
     assert URL in first
     for part in ("cordoned 144", "ITL p99", "goodput", "req/s"):
@@ -67,9 +67,9 @@ async def test_the_pools_table_drops_columns_and_never_cuts_a_cell(width: int, l
 
 
 def test_with_no_core_the_header_says_how_to_start_one() -> None:
-    fleet = Fleet("f1")
-    fleet.link.up = True
-    second = overview(fleet, URL, read_only=False).plain.split("\n")[1]
+    picture = SitePicture("f1")
+    picture.link.up = True
+    second = overview(picture, URL, read_only=False).plain.split("\n")[1]
     assert second == (
         " waiting for the core's first state… none running? start one: "
         f"aidc core --broker {URL} --site f1"

@@ -45,7 +45,7 @@ async def test_the_header_follows_the_broker_and_the_core_going_and_coming_back(
                 assert "malformed rack states" in app.bridge.last_rejected
         await until(pilot, lambda: "broker ✗ " in header(app), timeout=15)
         lost = f"broker mqtt://127.0.0.1:{port} unreachable; reconnecting"
-        await until(pilot, lambda: app.bridge.fleet.link.note == lost)  # aidc's words, no id
+        await until(pilot, lambda: app.bridge.picture.link.note == lost)  # aidc's words, no id
         with spawned_broker("mosquitto", port):
             await until(pilot, lambda: "broker ● " in header(app), timeout=20)
         assert app.is_running
@@ -57,7 +57,7 @@ async def test_a_command_with_no_core_to_answer_says_so() -> None:
         app = AidcApp(endpoint, SITE)
         app.bridge.requester.timeout_s = 0.5
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.bridge.fleet.link.up)
+            await until(pilot, lambda: app.bridge.picture.link.up)
             await app.run_command_line("uncordon r001-n01")
             await pilot.press("y")
             await until(pilot, lambda: app.said)

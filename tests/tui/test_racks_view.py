@@ -3,7 +3,7 @@ switches, whose temperature and power nothing measures."""
 
 import numpy as np
 
-from tui.fleet import Racks
+from tui.picture import Racks
 from tui.screens.racks import legend, rack_line
 from tui.widgets.heatmap import NO_DEVICES, shades
 

@@ -82,7 +82,7 @@ class EventsView(View):
         floor = SEVERITIES.index(self.minimum)
         words = self.filter_text.lower().split()
         out: list[Event] = []
-        for event in reversed(self.fleet.events):
+        for event in reversed(self.picture.events):
             if SEVERITIES.index(event.severity) < floor:
                 continue
             text = f"{event.severity} {event.subject} {event.kind} {event.message}".lower()
@@ -93,12 +93,12 @@ class EventsView(View):
         return out
 
     def show(self, views: Set[str]) -> None:
-        if "events" not in views or self._painted == self.fleet.events_total:
+        if "events" not in views or self._painted == self.picture.events_total:
             return
         self._repaint()
 
     def _repaint(self) -> None:
-        self._painted = self.fleet.events_total
+        self._painted = self.picture.events_total
         self._shown = self.matching()
         seen: dict[str, int] = {}
         rows = []
@@ -107,7 +107,10 @@ class EventsView(View):
             seen[key] = seen.get(key, 0) + 1
             rows.append((f"{key}|{seen[key]}", event_row(event)))
         self.query_one(Table).show_rows(rows)
-        parts = [f" {len(self._shown):,} of {len(self.fleet.events):,} events", f"≥ {self.minimum}"]
+        parts = [
+            f" {len(self._shown):,} of {len(self.picture.events):,} events",
+            f"≥ {self.minimum}",
+        ]
         if self.filter_text:
             parts.append(f"filter {self.filter_text!r}")
         self.query_one("#events-status", Static).update(" · ".join(parts))

@@ -113,7 +113,7 @@ class FabricView(View):
         self.query_one("#switches", Table).focus()
 
     def show(self, views: Set[str]) -> None:
-        fabric = self.fleet.fabric
+        fabric = self.picture.fabric
         if "fabric" not in views or fabric is None:
             return
         shown = worst(fabric.switches, self.filter_text)

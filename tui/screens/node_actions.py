@@ -64,7 +64,7 @@ class NodeActionsView(View):
 
     def action_drain(self) -> None:
         if nodes := self._targets_or_say():
-            pools = self.fleet.pools.pools if self.fleet.pools else []
+            pools = self.picture.pools.pools if self.picture.pools else []
             dialog = DrainDialog(nodes, pools, self._new_id, affected=self.pools_of(nodes))
             self.app.push_screen(dialog, self._confirmed)
 

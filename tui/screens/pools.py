@@ -130,7 +130,7 @@ class PoolsView(View):
         self.query_one("#pools", Table).focus()
 
     def show(self, views: Set[str]) -> None:
-        states = self.fleet.pools
+        states = self.picture.pools
         if "pools" not in views or states is None:
             return
         rows = [(p.pool, pool_cells(p)) for p in states.pools]
@@ -142,7 +142,7 @@ class PoolsView(View):
 
     def _pool(self) -> PoolState | None:
         name = self.query_one("#pools", Table).cursor_key
-        pool = self.fleet.pool(name) if name else None
+        pool = self.picture.pool(name) if name else None
         if pool is None:
             self.notify("No pool here.", severity="warning")
         return pool
@@ -160,7 +160,7 @@ class PoolsView(View):
             self.app.push_screen(AutoscaleDialog(pool, self.host.bridge.new_id), self._sent)
 
     def action_route(self) -> None:
-        states = self.fleet.pools
+        states = self.picture.pools
         routes = self.query_one("#routes", Table)
         if self.focused is routes and routes.cursor_key:
             model: str | None = routes.cursor_key

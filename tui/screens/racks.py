@@ -11,8 +11,8 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from tui.command_line import GoTo
-from tui.fleet import Racks
 from tui.messages import OpenView
+from tui.picture import Racks
 from tui.view import View
 from tui.widgets.heatmap import COLOURS, CORDONED, METRICS, NO_DEVICES, SHADES, RackHeatmap, shades
 
@@ -88,7 +88,7 @@ class RacksView(View):
         self.query_one(RackHeatmap).focus()
 
     def show(self, views: Set[str]) -> None:
-        racks = self.fleet.racks
+        racks = self.picture.racks
         if "racks" not in views or racks is None:
             if racks is None:
                 self.query_one("#rack-info", Static).update(Text(" no rack state yet", "dim"))

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui import format as fmt
-from tui.fleet import Fleet
+from tui.picture import SitePicture
 
 GOOD, WARN, BAD, DIM = "green", "yellow", "bold red", "dim"
 SEP = ("  │  ", DIM)
@@ -46,14 +46,14 @@ def _width(parts: Sequence[Part]) -> int:
     return sum(cell_len(text) for _, pieces in parts for text, _ in pieces)
 
 
-def _status(fleet: Fleet, url: str) -> list[Part]:
-    link = fleet.link
+def _status(picture: SitePicture, url: str) -> list[Part]:
+    link = picture.link
     if link.up:
         broker = [(1, [SEP, ("broker ", DIM), ("●", GOOD)]), (5, [(" " + url, "")])]
     else:
         note = link.note or f"connecting to {url}"
         broker = [(1, [SEP, ("broker ", DIM), ("✗", BAD)]), (3, [(" " + note, BAD)])]
-    state = fleet.core_state()
+    state = picture.core_state()
     style = {"online": GOOD, "stalled": WARN, "offline": BAD}.get(state, DIM)
     mark = {"online": "● ", "stalled": "◌ ", "offline": "✗ "}.get(state, "? ")
     core: list[Part] = [(1, [SEP, ("core ", DIM), (mark, style), (state, style)])]
@@ -66,13 +66,13 @@ def _slo_style(attained: float) -> str:
     return GOOD if attained >= SLO_GOOD else WARN if attained >= SLO_WARN else BAD
 
 
-def first_line(fleet: Fleet, url: str, read_only: bool) -> list[Part]:
+def first_line(picture: SitePicture, url: str, read_only: bool) -> list[Part]:
     """Site, clock, speed and tick; broker and core; replay or read-only."""
-    summary = fleet.summary
-    parts: list[Part] = [(0, [(" aidc ", "bold reverse"), (f" {fleet.site}", "bold")])]
-    if fleet.replay:
+    summary = picture.summary
+    parts: list[Part] = [(0, [(" aidc ", "bold reverse"), (f" {picture.site}", "bold")])]
+    if picture.replay:
         parts.append((0, [SEP, (" REPLAY ", "bold reverse magenta")]))
-        parts.append((4, [(f" {fleet.replay}", "magenta")]))
+        parts.append((4, [(f" {picture.replay}", "magenta")]))
     elif read_only:
         parts.append((0, [SEP, (" READ-ONLY ", "bold reverse yellow")]))
     if summary is not None:
@@ -83,16 +83,16 @@ def first_line(fleet: Fleet, url: str, read_only: bool) -> list[Part]:
             (2, [(clock, "bold"), (" UTC ", DIM), (f"x{summary.speed:g}", "bold cyan")]),
             (6, [(f"  tick {summary.tick:,}", DIM)]),
         ]
-    return parts + _status(fleet, url)
+    return parts + _status(picture, url)
 
 
-def second_line(fleet: Fleet, url: str) -> list[Part]:
+def second_line(picture: SitePicture, url: str) -> list[Part]:
     """GPUs by state, LPUs, power, tokens/s, p99 latencies and goodput; or what to wait for."""
-    summary = fleet.summary
+    summary = picture.summary
     if summary is None:
         parts: list[Part] = [(0, [(" waiting for the core's first state… ", DIM)])]
-        if fleet.core_state() in ("unknown", "offline") and fleet.link.up:
-            hint = f"none running? start one: aidc core --broker {url} --site {fleet.site}"
+        if picture.core_state() in ("unknown", "offline") and picture.link.up:
+            hint = f"none running? start one: aidc core --broker {url} --site {picture.site}"
             parts.append((1, [(hint, WARN)]))
         return parts
     done = summary.completed_per_s
@@ -119,10 +119,10 @@ def second_line(fleet: Fleet, url: str) -> list[Part]:
     return parts
 
 
-def overview(fleet: Fleet, url: str, read_only: bool, width: int = WIDE) -> Text:
+def overview(picture: SitePicture, url: str, read_only: bool, width: int = WIDE) -> Text:
     """The header's two lines, each fitted to `width` cells."""
-    first = fit(first_line(fleet, url, read_only), width)
-    second = fit(second_line(fleet, url), width)
+    first = fit(first_line(picture, url, read_only), width)
+    second = fit(second_line(picture, url), width)
     return Text.assemble(*first, "\n", *second, no_wrap=True, overflow="crop")
 
 
@@ -134,11 +134,11 @@ class OverviewHeader(Static):
 
     def __init__(self) -> None:
         super().__init__()
-        self._shown: tuple[Fleet, str, bool] | None = None
+        self._shown: tuple[SitePicture, str, bool] | None = None
 
-    def show(self, fleet: Fleet, url: str, read_only: bool) -> None:
-        """Repaint from the fleet."""
-        self._shown = (fleet, url, read_only)
+    def show(self, picture: SitePicture, url: str, read_only: bool) -> None:
+        """Repaint from the picture."""
+        self._shown = (picture, url, read_only)
         self._paint()
 
     def on_resize(self) -> None:

@@ -17,7 +17,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.fleet import Racks
+from tui.picture import Racks
 
 SHADES = 24
 """Colour steps of a continuous metric."""

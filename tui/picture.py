@@ -75,7 +75,7 @@ class Link:
 
 
 @dataclass
-class Fleet:
+class SitePicture:
     """Everything the console knows about a site, newest first where it matters.
 
     The rack and fabric views of a large site are megabytes a tick; they are kept as they
