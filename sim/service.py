@@ -331,7 +331,7 @@ class CoreService:
             return self._last_fabric
         answer = self.views.query(query, now)
         if isinstance(answer, NodeDetail):
-            mine = [e for e in reversed(self.events) if answer.node in e.subject]
+            mine = [e for e in reversed(self.events) if is_about(e.subject, answer.node)]
             return msgspec.structs.replace(answer, events=mine[:NODE_EVENTS])
         return answer
 
@@ -464,3 +464,9 @@ class CoreService:
                 # QoS 0 without waiting, like telemetry: the next tick brings a newer one.
                 with contextlib.suppress(LinkDown):
                     self.link.send(topic, encode(assignment))
+
+
+def is_about(subject: str, node: str) -> bool:
+    """Whether an event's subject (`r001-n02`, `gpu/r001-n02/3`, `nic/r001-n02/0`) names the
+    node: as a whole segment, so r001-n01 is not about r001-n010."""
+    return node in subject.split("/")
