@@ -19,6 +19,22 @@ Percent = Annotated[float, Meta(ge=0, le=100)]
 ParamName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}\Z")]
 FaultKind = Literal["xid", "cooling", "link_flap", "pause_storm", "lpu_chip", "power_loss"]
 QueryWhat = Literal["nodes", "node", "pools", "fabric", "events", "commands"]
+NodeSort = Literal[
+    "node",
+    "rack",
+    "kind",
+    "state",
+    "gpus",
+    "healthy",
+    "allocated",
+    "utilization",
+    "temperature_c",
+    "power_w",
+    "last_xid",
+    "nic_gbps",
+    "pool",
+]
+"""What a nodes query sorts by: a column of its rows (protocols.queries.NodeRow)."""
 
 ROUTE_SUM_TOLERANCE = 0.01
 
@@ -130,7 +146,7 @@ class Query(Command, tag="query"):
     pool: EntityId | None = None
     state: NodeState | None = None
     filter: Text = ""
-    sort: Text = ""
+    sort: NodeSort = "node"
     descending: bool = False
     offset: Count = 0
     limit: Annotated[int, Meta(ge=1, le=MAX_QUERY_ROWS)] = 100

@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 from msgspec import Meta, Struct
 
-from protocols.commands import Query, QueryWhat
+from protocols.commands import NodeSort, Query, QueryWhat
 from protocols.ids import CommandId, EntityId
 from protocols.limits import MAX_DEVICES_PER_NODE, MAX_QUERY_ROWS, MAX_READINGS
 from protocols.messages import (
@@ -62,8 +62,8 @@ class NodesPage(Struct, frozen=True, gc=False):
 
     total: Count
     offset: Count
-    sort: Text
-    """The query's sort, or `node` for one the core does not know."""
+    sort: NodeSort
+    """The query's sort."""
     nodes: Annotated[list[NodeRow], Meta(max_length=MAX_QUERY_ROWS)]
 
 

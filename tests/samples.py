@@ -221,7 +221,7 @@ SAMPLES: dict[str, list[Any]] = {
         c.InjectFault(id="f-1", target="leaf1", kind="link_flap", params={"port": 17}),
         c.ClearFault(id="f-2", target="leaf1", kind="link_flap"),
         c.Reboot(id="b-1", nodes=["r001-n01"]),
-        c.Query(id="q-1", what="nodes", rack="r001", sort="temperature", limit=50),
+        c.Query(id="q-1", what="nodes", rack="r001", sort="temperature_c", limit=50),
     ],
     "reply": [
         c.Reply(id="d-1", ok=True, result={"nodes": {"r001-n01": "draining"}}),

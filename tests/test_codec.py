@@ -107,6 +107,7 @@ def test_empty_payload_is_rejected(kind: TopicKind) -> None:
             b'{"op":"query","id":"q","what":"everything"}',
             "'everything'",
         ),
+        (b'{"op":"query","id":"q","what":"nodes","sort":"temperature"}', "`$.sort`"),
     ],
     ids=lambda value: value[:24] if isinstance(value, str) else "",
 )

@@ -1,11 +1,13 @@
 """Every query's answer travels in a reply and is read back as its Struct, in msgpack and in
 JSON; an answer that is not one is refused with a sentence naming what is wrong."""
 
+from typing import get_args
+
 import msgspec
 import pytest
 
 from protocols import codec
-from protocols.commands import Reply
+from protocols.commands import NodeSort, Reply
 from protocols.errors import MessageError
 from protocols.limits import MAX_QUERY_ROWS
 from protocols.messages import Event
@@ -100,3 +102,7 @@ def test_an_answer_that_is_not_one_is_refused_naming_why(result: object, reason:
     assert str(caught.value).startswith("malformed nodes answer: ")
     assert reason in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_nodes_query_sorts_by_exactly_the_columns_of_its_rows() -> None:
+    assert set(get_args(NodeSort)) == set(NodeRow.__struct_fields__)
