@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -50,7 +50,7 @@ GPU = layout(GpuColumns)
 NIC = layout(NicColumns)
 
 
-def sample_struct(name: str, spec: Layout) -> type[msgspec.Struct]:
+def sample_struct(name: str, spec: Layout[Any]) -> type[msgspec.Struct]:
     """A Struct with one number per column of `spec` (float for float columns, else int)."""
     fields = [
         (n, float if d.kind == "f" else int) for n, d in zip(spec.names, spec.dtypes, strict=True)
@@ -99,7 +99,7 @@ class Rack:
 RACKS = (Rack("NVL72 18x4", 18, 4), Rack("HGX 4x8", 4, 8))
 
 
-def values(spec: Layout, rack: Rack, rng: np.random.Generator) -> Arrays:
+def values(spec: Layout[Any], rack: Rack, rng: np.random.Generator) -> Arrays:
     """Plausible arrays for every column of `spec`, one device per GPU."""
     rows, per_node = rack.gpus, rack.gpus_per_node
     out: Arrays = {}
@@ -119,7 +119,7 @@ def values(spec: Layout, rack: Rack, rng: np.random.Generator) -> Arrays:
     return out
 
 
-def struct_columns(rows: list[Any], spec: Layout, nodes: int) -> Arrays:
+def struct_columns(rows: list[Any], spec: Layout[Any], nodes: int) -> Arrays:
     """One numpy array per field of `rows`, node indices checked as `Layout.unpack` does."""
     columns = list(zip(*map(msgspec.structs.astuple, rows), strict=True)) or [()] * len(spec.names)
     out = {n: np.array(c, d) for n, d, c in zip(spec.names, spec.dtypes, columns, strict=True)}
@@ -209,8 +209,8 @@ def measure(rack: Rack, repeats: int, min_time: float) -> list[Row]:
 
     def pack_encode() -> bytes:
         """The agent's path: device state kept in wire layout, packed and encoded."""
-        gpu_block = cast(GpuColumns, GPU.pack_record(gpu_state))
-        nic_block = cast(NicColumns, NIC.pack_record(nic_state))
+        gpu_block = GPU.pack_record(gpu_state)
+        nic_block = NIC.pack_record(nic_state)
         return encode(Telemetry("r001", 3, 41, 1.7e9, nodes, gpu_block, nic_block))
 
     columns = pack_encode()

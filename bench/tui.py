@@ -168,7 +168,7 @@ def fleet_tick(gpus: int, rng: np.random.Generator, now: float) -> Tick:
     base = f"aidc/v1/{SITE}"
     messages = [
         (f"{base}/state/summary", encode(summary)),
-        (f"{base}/state/racks", encode(RackStates(now, names, columns))),  # type: ignore[arg-type]
+        (f"{base}/state/racks", encode(RackStates(now, names, columns))),
         (
             f"{base}/state/pools",
             encode(PoolStates(now, pools, [RouteState("model-0", {"pool-0": 100.0})])),

@@ -7,10 +7,9 @@ decoder knows, so it reads its prefix). `Layout.unpack` checks a block and views
 Agents keep device state in such a record (`Layout.record`) and send it with `pack_record`.
 """
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 import numpy as np
@@ -61,10 +60,13 @@ class Columns(msgspec.Struct, array_like=True, gc=False):
     data: bytes
 
 
-class Layout:
+C = TypeVar("C", bound=Columns)
+
+
+class Layout(Generic[C]):
     """The columns of one block type, and the record dtype of each block length."""
 
-    def __init__(self, block: type[Columns]) -> None:
+    def __init__(self, block: type[C]) -> None:
         self.block = block
         self.columns: dict[str, Column] = {
             name: value
@@ -92,7 +94,7 @@ class Layout:
         """A writable, zeroed record of `rows` devices in wire layout, for `pack_record`."""
         return np.zeros((), self.record_dtype(rows))
 
-    def pack_record(self, record: Record | np.void) -> Columns:
+    def pack_record(self, record: Record | np.void) -> C:
         """The block of a record in wire layout (from `record`, or one element of an array of
         `record_dtype(rows)`, as a fleet keeps all its racks); one copy."""
         rows = record.dtype[0].shape[0] if record.dtype.names else 0
@@ -100,7 +102,7 @@ class Layout:
             raise ValueError(f"record is not in {self.block.__name__} wire layout")
         return self.block(rows, record.tobytes())
 
-    def pack(self, arrays: Mapping[str, npt.ArrayLike]) -> Columns:
+    def pack(self, arrays: Mapping[str, npt.ArrayLike]) -> C:
         """The block of one array (or scalar, broadcast) per column; every column required."""
         missing = set(self.names) - set(arrays)
         if missing:
@@ -127,10 +129,15 @@ class Layout:
         return view
 
 
-@functools.cache
-def layout(block: type[Columns]) -> Layout:
+_LAYOUTS: dict[type[Columns], Any] = {}
+
+
+def layout(block: type[C]) -> Layout[C]:
     """The Layout of a column block type, built once."""
-    return Layout(block)
+    found: Layout[C] | None = _LAYOUTS.get(block)
+    if found is None:
+        found = _LAYOUTS[block] = Layout(block)
+    return found
 
 
 _NODE = index("position of the device's node in the message's `nodes` list")

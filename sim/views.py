@@ -134,7 +134,7 @@ class Views:
                 "health": health,
             }
         )
-        return RackStates(now, list(fleet.racks.ids), columns)  # type: ignore[arg-type]
+        return RackStates(now, list(fleet.racks.ids), columns)
 
     def _totals(
         self,

@@ -1,11 +1,9 @@
 """One realistic sample of every message type, keyed by topic kind, for round trips,
 fuzzing and broker tests."""
 
-from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import numpy as np
-import numpy.typing as npt
 
 from protocols import commands as c
 from protocols import messages as m
@@ -41,13 +39,6 @@ NODES = ["r001-n01", "r001-n02"]
 Block = TypeVar("Block", bound=Columns)
 
 
-def packed(kind: type[Block], arrays: Mapping[str, npt.ArrayLike]) -> Block:
-    """`layout(kind).pack(arrays)`, typed as the block it is (Layout.pack declares Columns)."""
-    block = layout(kind).pack(arrays)
-    assert isinstance(block, kind)
-    return block
-
-
 def block(kind: type[Block], rows_per_node: int, nodes: int, seed: int = 0) -> Block:
     """A column block with plausible random values, `rows_per_node` devices on each node."""
     rng = np.random.default_rng(seed)
@@ -65,7 +56,7 @@ def block(kind: type[Block], rows_per_node: int, nodes: int, seed: int = 0) -> B
             arrays[name] = rng.integers(0, 2, rows)
         else:
             arrays[name] = rng.uniform(0, 100, rows)
-    return packed(kind, arrays)
+    return layout(kind).pack(arrays)
 
 
 def gpu_node(node: str, gpus: int = 4) -> m.NodeInventory:

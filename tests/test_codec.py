@@ -12,7 +12,7 @@ from protocols.columns import Columns, GpuColumns, NicColumns, gauge, layout
 from protocols.errors import MessageError
 from protocols.messages import Birth, Telemetry
 from protocols.topics import TopicKind
-from tests.samples import SAMPLES, TELEMETRY, packed, sample_topic
+from tests.samples import SAMPLES, TELEMETRY, sample_topic
 
 ALL = [(kind, message) for kind, messages in SAMPLES.items() for message in messages]
 
@@ -34,7 +34,7 @@ def test_columns_decode_to_the_arrays_that_were_packed() -> None:
     rng = np.random.default_rng(1)
     spec = layout(GpuColumns)
     values = {name: rng.integers(0, 3, 6) for name in spec.names}
-    message = Telemetry("a1", 1, 1, 0.0, ["n1", "n2", "n3"], gpu=packed(GpuColumns, values))
+    message = Telemetry("a1", 1, 1, 0.0, ["n1", "n2", "n3"], gpu=layout(GpuColumns).pack(values))
     record = arrays(codec.TELEMETRY.decode(encode(message)), "gpu")
     assert record is not None
     for name in spec.names:

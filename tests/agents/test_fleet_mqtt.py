@@ -16,14 +16,13 @@ from agents.fleet import Fleet
 from agents.topology import generated_site
 from aidc.runtime.brokers import free_port, spawned_broker
 from protocols.codec import arrays, decode_message, encode
-from protocols.columns import GpuLoad
+from protocols.columns import GpuLoad, layout
 from protocols.commands import ClearFault, InjectFault, Rebirth
 from protocols.endpoint import Endpoint
 from protocols.link import Link
 from protocols.messages import Assignment, Birth, CoreStatus, Death, Telemetry
 from protocols.topics import AgentTopic, agent_topic, core_status_topic
 from tests.mqtt import running, until
-from tests.samples import packed
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "t1"
@@ -82,8 +81,7 @@ async def test_assignment_drives_the_devices_and_faults_show(mosquitto: Endpoint
     async with running(core) as inbox, fleet_running(fleet):
         await until(lambda: agent.link.session > 0 and agent.seq > 0)
         nodes = agent.nodes
-        load = packed(
-            GpuLoad,
+        load = layout(GpuLoad).pack(
             {
                 "node": np.repeat(np.arange(4), 8),
                 "gpu": np.tile(np.arange(8), 4),

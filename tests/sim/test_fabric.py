@@ -9,7 +9,6 @@ from protocols.messages import Birth, GpuInfo, NicInfo, NodeInventory, PortInfo,
 from sim.fabric import Fabric
 from sim.fleet_state import FleetState
 from sim.pools import READY, Pools, PoolSpec
-from tests.samples import packed
 
 H100 = "NVIDIA H100 80GB HBM3"
 
@@ -69,11 +68,11 @@ def test_the_view_reports_switches_rates_and_the_hottest_ports() -> None:
     ports["port"] = np.arange(64)
     ports["link_state"] = np.where(np.arange(64) == 5, 0, 1)
     ports["utilization"] = np.linspace(0, 63, 64)
-    message = Telemetry("net01", 1, 1, 1.0, ["leaf01"], port=packed(PortColumns, ports))
+    message = Telemetry("net01", 1, 1, 1.0, ["leaf01"], port=layout(PortColumns).pack(ports))
     assert fleet.on_telemetry(message, 1.0) is None
     fabric.view(1.0)
     ports["ecn_marked_packets"] = np.full(64, 10.0)
-    later = msgspec.structs.replace(message, seq=2, port=packed(PortColumns, ports))
+    later = msgspec.structs.replace(message, seq=2, port=layout(PortColumns).pack(ports))
     assert fleet.on_telemetry(later, 2.0) is None
     view = fabric.view(3.0)
     (switch,) = view.switches

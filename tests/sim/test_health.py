@@ -1,5 +1,7 @@
 """The health policy: XID severities, GPUs that fall off the bus, throttling and link flaps."""
 
+from typing import Any
+
 import msgspec
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ BIRTH = SAMPLES["birth"][0]
 GPU, NIC = layout(GpuColumns), layout(NicColumns)
 
 
-def columns(spec: Layout, block: Columns | None) -> dict[str, np.ndarray]:
+def columns(spec: Layout[Any], block: Columns | None) -> dict[str, np.ndarray]:
     """A sample block's arrays, copied for a test to edit."""
     assert block is not None
     record = spec.unpack(block, "t", 2)

@@ -24,7 +24,7 @@ from sim.histogram import Histograms
 from sim.metrics import DEFAULT_LIMIT, CoreMetrics, Selection, Snapshot, render
 from sim.metrics_server import serving
 from sim.service import CoreService
-from tests.samples import SAMPLES, Block, packed
+from tests.samples import SAMPLES, Block
 from tests.sim.test_pools import hgx_rack
 
 SITE = "m1"
@@ -55,7 +55,7 @@ def columns(kind: type[Block], per_node: int, nodes: int, tick: int) -> Block:
             arrays[name] = 1000 * tick + np.arange(rows)
         else:
             arrays[name] = 50 + 10 * node + index + tick
-    return packed(kind, arrays)
+    return layout(kind).pack(arrays)
 
 
 def telemetry(tick: int) -> list[Telemetry]:

@@ -56,7 +56,7 @@ def racks(count: int) -> RackStates:
             + [0],
         }
     )
-    return RackStates(T0, names, columns)  # type: ignore[arg-type]
+    return RackStates(T0, names, columns)
 
 
 def pool(name: str, model: str, hardware: str, desired: int, ready: int, **more: Any) -> PoolState:
