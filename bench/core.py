@@ -369,6 +369,7 @@ def measure(gpus: int, ticks: int) -> dict[str, float]:
     numba.set_num_threads(threads)
     with numpy_twin():
         twin_ticks = tick_times(world, max(3, ticks // 3), 2000.0)
+    rank_s, order_s = placement_order_times(world)
     return {
         "gpus": float(len(world.fleet.devices["gpu"].table)),
         "replicas": float(len(world.pools.replicas)),
@@ -377,7 +378,26 @@ def measure(gpus: int, ticks: int) -> dict[str, float]:
         "one_thread_ms": statistics.median(one_thread_ticks) * 1e3,
         "twin_ms": statistics.median(twin_ticks) * 1e3,
         "bytes_per_gpu": memory * 2**20 / max(len(world.fleet.devices["gpu"].table), 1),
+        "rank_ms": rank_s * 1e3,
+        "order_ms": order_s * 1e3,
     }
+
+
+def placement_order_times(world: World) -> tuple[float, float]:
+    """Seconds to rank every GPU in id order (after births change the devices) and, the
+    ranks cached, to sort all of them as free for a placement (what a short pool pays every
+    tick)."""
+    pools, free = world.pools, np.arange(len(world.fleet.devices["gpu"].table))
+    pools._id_order.clear()
+    began = time.perf_counter()
+    pools._in_id_order(free, "gpu")
+    rank_s = time.perf_counter() - began
+    times = []
+    for _ in range(5):
+        began = time.perf_counter()
+        pools._in_id_order(free, "gpu")
+        times.append(time.perf_counter() - began)
+    return rank_s, statistics.median(times)
 
 
 def compile_times(cache: str) -> dict[str, float]:
@@ -416,9 +436,10 @@ def main() -> None:
     )
     print(
         f"| GPUs | replicas | tick ms (numba, {numba.get_num_threads()} threads) "
-        "| tick ms (numba, 1 thread) | tick ms (numpy twin) | speed-up | memory B/GPU | build s |"
+        "| tick ms (numba, 1 thread) | tick ms (numpy twin) | speed-up | memory B/GPU | build s "
+        "| id rank ms | placement order ms |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for gpus in (int(g) for g in args.gpus.split(",")):
         run = subprocess.run(
             [sys.executable, __file__, "--one", str(gpus), "--ticks", str(args.ticks)],
@@ -430,7 +451,8 @@ def main() -> None:
         print(
             f"| {r['gpus']:,.0f} | {r['replicas']:,.0f} | {r['tick_ms']:.1f} "
             f"| {r['one_thread_ms']:.1f} | {r['twin_ms']:.1f} | {r['twin_ms'] / r['tick_ms']:.1f}x "
-            f"| {r['bytes_per_gpu']:,.0f} | {r['build_s']:.1f} |",
+            f"| {r['bytes_per_gpu']:,.0f} | {r['build_s']:.1f} | {r['rank_ms']:.0f} "
+            f"| {r['order_ms']:.1f} |",
             flush=True,
         )
     print("Goals: a 1M-GPU tick <= 20 ms median, >= 10x faster than the numpy twin.")

@@ -20,7 +20,7 @@ from protocols.columns import (
 )
 from protocols.errors import MessageError
 from protocols.messages import Birth, Death, NodeInventory, NodeKind, Telemetry
-from sim.tables import Table
+from sim.tables import IdOrder, Table
 
 DEVICE_BLOCKS: dict[str, type[Columns]] = {
     "gpu": GpuColumns,
@@ -169,6 +169,13 @@ class FleetState:
         """Every device by kind; GPUs also keep their `uuid` (UTF-8 bytes) for exporters."""
         self.agents: dict[str, AgentView] = {}
         self.counts = Counts()
+        self.node_order = IdOrder(self.nodes)
+        self.domain_order = IdOrder(self.domains)
+        """Nodes and domains ranked by id, for a placement that is the same whatever order
+        the births came in."""
+        self.layout_changes = 0
+        """How often births have added devices or moved one to another domain: what was
+        derived from the devices' nodes and domains is stale once it changes."""
 
     def on_birth(self, birth: Birth, now: float) -> None:
         """Learn an agent's nodes and devices (again, after a reconnect)."""
@@ -186,10 +193,14 @@ class FleetState:
                     self.nodes[f"{kind}s"][row] = count
                     table["node"][first] = row
                     table["slot"][first] = np.arange(count)
+                    self.layout_changes += 1
                 rows = self.nodes[f"first_{kind}"][row] + np.arange(count)
                 table["present"][rows] = True  # as born, until telemetry says otherwise
                 table["model"][rows] = self.models.add([model for model, _, _ in devices])
-                table["domain"][rows] = self.domains.add([domain for _, domain, _ in devices])
+                domains = self.domains.add([domain for _, domain, _ in devices])
+                if not np.array_equal(table["domain"][rows], domains):
+                    self.layout_changes += 1
+                table["domain"][rows] = domains
                 table["peer"][rows] = self.peers.add([peer for _, _, peer in devices])
             gpus = self.nodes["first_gpu"][row] + np.arange(len(node.gpus))
             self.devices["gpu"].table["uuid"][gpus] = [

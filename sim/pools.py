@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import prange
 
+from protocols.limits import MAX_DEVICES_PER_NODE
 from sim.catalog import Accelerator, LlmModel, accelerator, llm_model
 from sim.chunks import CHUNKS, add_chunks, chunk, parallel_kernel
 from sim.fleet_state import FleetState
@@ -119,6 +120,9 @@ class Pools:
         self._params: ReplicaParams | None = None
         self.gpu_devices = np.full((0, 1), -1, np.int32)
         """GPU rows of each replica, one row per replica, -1 padded (LPU replicas: all -1)."""
+        self._id_order: dict[str, tuple[int, Any, Any]] = {}
+        """Per device kind: the fleet's layout changes when its devices were ranked in id
+        order, their ranks and their domains' ranks."""
 
     def add(self, spec: PoolSpec) -> Pool:
         """A new pool (its replicas are placed by `reconcile`); ValueError if it cannot be."""
@@ -173,9 +177,7 @@ class Pools:
             return 0
         owner = self.owners(kind)
         free = np.flatnonzero(schedulable & (owner[: len(table)] < 0) & (table["model"] == model))
-        domains = table["domain"][free]
-        order = np.argsort(domains, kind="stable")
-        free, domains = free[order], domains[order]
+        free, domains = self._in_id_order(free, kind)
         per_domain = np.bincount(domains, minlength=len(self.fleet.domains))
         fits = per_domain // width
         candidates = np.flatnonzero(fits > 0)
@@ -201,6 +203,33 @@ class Pools:
         owner[chosen] = np.repeat(rows, width)
         self._grow_replica_arrays()
         return placed
+
+    def _in_id_order(
+        self, devices: npt.NDArray[np.intp], kind: str
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+        """Device rows sorted by domain id, then node id, then slot, and each one's domain
+        rank: the order placement fills, whatever order the agents were born in."""
+        changes, rank, domain = self._id_order.get(kind, (-1, None, None))
+        if changes != self.fleet.layout_changes or rank is None or domain is None:
+            rank, domain = self._rank_devices(kind)
+            self._id_order[kind] = (self.fleet.layout_changes, rank, domain)
+        order = devices[np.argsort(rank[devices], kind="stable")]
+        return order, domain[order]
+
+    def _rank_devices(self, kind: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Each device's position in (domain id, node id, slot) order, and its domain's rank."""
+        table = self.fleet.devices[kind].table
+        domain = self.fleet.domain_order.ranks()[table["domain"]]
+        node = self.fleet.node_order.ranks()[table["node"]]
+        slot = table["slot"].astype(np.int64)
+        nodes = max(len(self.fleet.nodes), 1)
+        if len(self.fleet.domains) * nodes < 2**62 // MAX_DEVICES_PER_NODE:
+            order = np.argsort((domain * nodes + node) * MAX_DEVICES_PER_NODE + slot, kind="stable")
+        else:  # a single key would overflow: three, at three times the cost
+            order = np.lexsort((slot, node, domain))
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        return rank, domain
 
     def _grow_gpu_devices(self, width: int) -> None:
         old = self.gpu_devices

@@ -66,3 +66,30 @@ class Table:
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         """The live rows of one column (all `width` lanes of a 2-D column)."""
         return self._data[name][..., : len(self.ids)]
+
+
+class IdOrder:
+    """The rows of a Table ranked by their ids as text, so that what follows the ranks (the
+    placement of replicas) does not depend on the order the rows arrived in. Kept up to date as
+    the table grows: only the new ids are sorted, then merged into the sorted ones."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self._sorted: npt.NDArray[np.str_] = np.empty(0, "U1")
+        self._order: npt.NDArray[np.intp] = np.empty(0, np.intp)
+        """The rows in id order."""
+        self._ranks: npt.NDArray[np.int64] = np.empty(0, np.int64)
+
+    def ranks(self) -> npt.NDArray[np.int64]:
+        """Each row's position in id order (0 for the first id)."""
+        known, total = len(self._order), len(self.table)
+        if total > known:
+            new = np.array(self.table.ids[known:])
+            order = np.argsort(new, kind="stable")
+            merged = np.promote_types(self._sorted.dtype, new.dtype)
+            at = np.searchsorted(self._sorted.astype(merged), new[order].astype(merged))
+            self._sorted = np.insert(self._sorted.astype(merged), at, new[order])
+            self._order = np.insert(self._order, at, known + order)
+            self._ranks = np.empty(total, np.int64)
+            self._ranks[self._order] = np.arange(total)
+        return self._ranks

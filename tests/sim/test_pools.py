@@ -167,3 +167,57 @@ def test_promote_and_count_equals_its_naive_twin(n: int, pools: int, seed: int) 
     counts = _promote_and_count(pool, state, ready_at, 5.0, pools)
     assert state.tolist() == twin_states
     assert counts.tolist() == twin_counts
+
+
+def _placed(births: list[Birth]) -> list[list[tuple[str, int]]]:
+    """Where three TP4 replicas and one TP8 replica land on a fleet born in this order: each
+    replica's GPUs as (node, slot)."""
+    fleet = FleetState()
+    for birth in births:
+        fleet.on_birth(birth, 0.0)
+    pools = Pools(fleet)
+    added = [pools.add(SPEC), pools.add(PoolSpec("p8", "llama-3-1-70b", H100, 8, replicas=1))]
+    assert pools.reconcile(everywhere(fleet), now=0.0) == []
+    table = fleet.devices["gpu"].table
+    return [
+        [(fleet.nodes.ids[table["node"][d]], int(table["slot"][d])) for d in pools.devices[row]]
+        for pool in added
+        for row in pool.replicas
+    ]
+
+
+@given(st.permutations(range(6)))
+@settings(max_examples=30, deadline=None)
+def test_placement_is_the_same_whatever_order_the_racks_are_born_in(order: list[int]) -> None:
+    racks = [hgx_rack(f"r{i}", 1 + i % 3) for i in range(6)]
+    first = _placed(racks)
+    assert _placed([racks[i] for i in order]) == first
+    # and it fills by id: the TP4 replicas take r0-n0, then half of r1-n0 (every node has 8
+    # free, so best fit ties, broken by id); the TP8 replica takes the first whole node left
+    assert [sorted({node for node, _ in replica}) for replica in first] == [
+        ["r0-n0"],
+        ["r0-n0"],
+        ["r1-n0"],
+        ["r1-n1"],
+    ]
+
+
+def test_nodes_born_one_at_a_time_in_any_order_rank_as_their_ids() -> None:
+    fleet = FleetState()
+    for rack in ("r3", "r10", "r1", "r2"):
+        fleet.on_birth(hgx_rack(rack, 2), 0.0)
+    ranks = fleet.node_order.ranks()
+    by_rank = sorted(fleet.nodes.ids, key=lambda node: ranks[fleet.nodes.rows[node]])
+    assert by_rank == sorted(fleet.nodes.ids)
+    fleet.on_birth(hgx_rack("r0", 1), 0.0)  # a later birth merges in
+    ranks = fleet.node_order.ranks()
+    assert sorted(fleet.nodes.ids, key=lambda node: ranks[fleet.nodes.rows[node]])[0] == "r0-n0"
+
+
+def test_a_rebirth_of_the_same_devices_changes_no_layout_but_new_devices_do() -> None:
+    fleet, _ = site(2)
+    before = fleet.layout_changes
+    fleet.on_birth(hgx_rack("r1", 2), 1.0)  # the same agent after a reconnect
+    assert fleet.layout_changes == before
+    fleet.on_birth(hgx_rack("r2", 1), 1.0)
+    assert fleet.layout_changes > before

@@ -24,10 +24,16 @@ MODEL = "llama-3-1-70b"
 
 
 def site(
-    rps: float = 4.0, seed: int = 7, pools: tuple[PoolSpec, ...] | None = None, racks: int = 2
+    rps: float = 4.0,
+    seed: int = 7,
+    pools: tuple[PoolSpec, ...] | None = None,
+    racks: int = 2,
+    born: list[int] | None = None,
 ) -> World:
+    """A site of `racks` HGX racks of 4 nodes, born in the order `born` (by default r0
+    first), serving `pools` (one TP8 pool of 3 replicas by default)."""
     fleet = FleetState()
-    for r in range(racks):
+    for r in born if born is not None else range(racks):
         fleet.on_birth(hgx_rack(f"r{r}", 4), 0.0)
     pool_set = Pools(fleet)
     for spec in pools or (PoolSpec("a", MODEL, H100, 8, replicas=3, min_available=1),):
@@ -135,6 +141,18 @@ def test_the_same_seed_gives_the_same_numbers() -> None:
     report_b, _ = run(second, 0.0, 300.0)
     assert report_a.pools == report_b.pools
     assert report_a.pools["a"].completed_per_s > 0
+
+
+@pytest.mark.parametrize("born", [[2, 1, 0], [1, 2, 0], [0, 2, 1]])
+def test_the_numbers_do_not_depend_on_the_order_the_racks_were_born_in(born: list[int]) -> None:
+    worlds = [site(seed=3, racks=3), site(seed=3, racks=3, born=born)]
+    for world in worlds:  # a GPU of r0-n0 falls off the bus: it matters where replicas are
+        _, t = run(world, 0.0, 100.0)
+        gpu = world.fleet.nodes["first_gpu"][world.fleet.nodes.rows["r0-n0"]]
+        world.fleet.devices["gpu"].table["present"][gpu] = False
+    (first, _), (second, _) = (run(world, t, 200.0) for world in worlds)
+    assert first.pools == second.pools
+    assert first.pools["a"].completed_per_s > 0
 
 
 def test_the_numbers_do_not_depend_on_how_many_threads_run_the_kernels() -> None:
