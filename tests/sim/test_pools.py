@@ -209,9 +209,13 @@ def test_nodes_born_one_at_a_time_in_any_order_rank_as_their_ids() -> None:
     ranks = fleet.node_order.ranks()
     by_rank = sorted(fleet.nodes.ids, key=lambda node: ranks[fleet.nodes.rows[node]])
     assert by_rank == sorted(fleet.nodes.ids)
-    fleet.on_birth(hgx_rack("r0", 1), 0.0)  # a later birth merges in
+    fleet.on_birth(hgx_rack("r0", 1), 0.0)  # later births merge in, longer ids too
+    fleet.node_order.ranks()
+    fleet.on_birth(hgx_rack("r1000", 1), 0.0)
     ranks = fleet.node_order.ranks()
-    assert sorted(fleet.nodes.ids, key=lambda node: ranks[fleet.nodes.rows[node]])[0] == "r0-n0"
+    by_rank = sorted(fleet.nodes.ids, key=lambda node: ranks[fleet.nodes.rows[node]])
+    assert by_rank == sorted(fleet.nodes.ids)
+    assert by_rank[:3] == ["r0-n0", "r1-n0", "r1-n1"]
 
 
 def test_a_rebirth_of_the_same_devices_changes_no_layout_but_new_devices_do() -> None:
