@@ -1,4 +1,5 @@
-"""How many GPUs one fleet process emulates and publishes every second through mosquitto.
+"""Open loop: how many GPUs one fleet process emulates and publishes every second through
+mosquitto, with no core, so no assignments come back and nothing ingests what it sends.
 
 Run from the repo root: `.venv/bin/python bench/fleet.py [--gpus 10000,100000,1000000]`.
 
