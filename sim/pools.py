@@ -120,7 +120,7 @@ class Pools:
         self._params: ReplicaParams | None = None
         self.gpu_devices = np.full((0, 1), -1, np.int32)
         """GPU rows of each replica, one row per replica, -1 padded (LPU replicas: all -1)."""
-        self._id_order: dict[str, tuple[int, Any, Any]] = {}
+        self._id_order: dict[str, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
         """Per device kind: the fleet's layout changes when its devices were ranked in id
         order, their ranks and their domains' ranks."""
 
@@ -209,10 +209,11 @@ class Pools:
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
         """Device rows sorted by domain id, then node id, then slot, and each one's domain
         rank: the order placement fills, whatever order the agents were born in."""
-        changes, rank, domain = self._id_order.get(kind, (-1, None, None))
-        if changes != self.fleet.layout_changes or rank is None or domain is None:
-            rank, domain = self._rank_devices(kind)
-            self._id_order[kind] = (self.fleet.layout_changes, rank, domain)
+        cached = self._id_order.get(kind)
+        if cached is None or cached[0] != self.fleet.layout_changes:
+            cached = (self.fleet.layout_changes, *self._rank_devices(kind))
+            self._id_order[kind] = cached
+        _, rank, domain = cached
         order = devices[np.argsort(rank[devices], kind="stable")]
         return order, domain[order]
 
