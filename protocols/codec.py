@@ -157,11 +157,16 @@ def decode_message(topic: str, payload: bytes | bytearray | memoryview) -> tuple
 
 
 def arrays(
-    message: messages.Telemetry | messages.Assignment | messages.RackStates, block: str
+    message: messages.Telemetry | messages.Assignment | messages.RackStates,
+    block: str,
+    nodes: int | None = None,
 ) -> Record | None:
-    """One column block of a message checked and viewed as a numpy record, or None if absent."""
+    """One column block of a message checked and viewed as a numpy record, or None if absent;
+    its `node` column must index fewer than `nodes` (by default, the message's own list)."""
     columns: Columns | None = getattr(message, block)
     if columns is None:
         return None
-    rows = len(message.racks) if isinstance(message, messages.RackStates) else len(message.nodes)
-    return layout(type(columns)).unpack(columns, f"{type(message).__name__.lower()}.{block}", rows)
+    if nodes is None:
+        own = message.racks if isinstance(message, messages.RackStates) else message.nodes
+        nodes = len(own)
+    return layout(type(columns)).unpack(columns, f"{type(message).__name__.lower()}.{block}", nodes)

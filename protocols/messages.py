@@ -2,7 +2,8 @@
 
 High-rate messages (Telemetry, Assignment) are `array_like` and carry device arrays as
 column blocks. Every new field gets a default, so an older decoder reads a newer message.
-Times are Unix seconds of the simulated clock.
+Times are Unix seconds of the simulated clock, but for `Telemetry.time`, the agents' wall
+clock (telemetry carries both).
 """
 
 from typing import Annotated, Literal
@@ -32,6 +33,11 @@ from protocols.limits import (
 Text = Annotated[str, Meta(max_length=MAX_TEXT)]
 Count = Annotated[int, Meta(ge=0)]
 Seq = Annotated[int, Meta(ge=0)]
+AgentRefs = Annotated[
+    list[Annotated[str, Meta(max_length=ID_MAX_LENGTH)]], Meta(max_length=MAX_RACKS)
+]
+"""The agents (racks) a gateway's message speaks for, in the order its columns use them;
+checked, as NodeRefs are, against the births."""
 NodeRefs = Annotated[
     list[Annotated[str, Meta(max_length=ID_MAX_LENGTH)]], Meta(max_length=MAX_NODES_PER_AGENT)
 ]
@@ -108,6 +114,9 @@ class Birth(Struct, frozen=True, gc=False):
     interval_s: Annotated[float, Meta(gt=0)]
     nodes: Annotated[list[NodeInventory], Meta(min_length=1, max_length=MAX_NODES_PER_AGENT)]
     software: Text = ""
+    gateway: EntityId | None = None
+    """The gateway connection that speaks for this agent (its topics' agent level), if any:
+    the gateway's death is this agent's too, when it has the same session."""
 
 
 class Death(Struct, frozen=True, gc=False):
@@ -119,9 +128,12 @@ class Death(Struct, frozen=True, gc=False):
 
 
 class Telemetry(Struct, frozen=True, gc=False, array_like=True):
-    """One agent's samples of one interval, as column blocks.
+    """One agent's samples of one interval, as column blocks; or, from a gateway (`agent`
+    is then the gateway and `agents` lists the racks it speaks for), several racks' samples.
 
-    `seq` increases by one per message within a session, so a gap means lost messages.
+    `seq` increases by one per message within a session, so a gap means lost messages; in a
+    gateway's batch, `seqs` holds each listed agent's own seq. `time` is the wall clock when
+    the samples were taken, `sim_time` the simulated one the agents' physics had reached.
     """
 
     agent: EntityId
@@ -133,10 +145,21 @@ class Telemetry(Struct, frozen=True, gc=False, array_like=True):
     nic: NicColumns | None = None
     port: PortColumns | None = None
     lpu: LpuColumns | None = None
+    agents: AgentRefs = []
+    """A gateway's batch: the agents it holds, each with the nodes of its birth; the blocks'
+    `node` indexes those nodes, agent after agent, and `nodes` is empty."""
+    seqs: Annotated[list[Seq], Meta(max_length=MAX_RACKS)] = []
+    sim_time: float = 0.0
 
 
 class Assignment(Struct, frozen=True, gc=False, array_like=True):
-    """The load the core assigns to one agent's devices until the next assignment."""
+    """The load the core assigns to one agent's devices until the next assignment; or, to a
+    gateway, to the devices of the agents it lists (`node` indexes their nodes as
+    Telemetry's does). Only devices whose load changed need be listed.
+
+    `time` and `speed` are the core's simulated clock and its rate (simulated seconds per
+    real one; 0 on a manual clock): agents step their physics by it.
+    """
 
     agent: EntityId
     session: Seq
@@ -148,6 +171,8 @@ class Assignment(Struct, frozen=True, gc=False, array_like=True):
     nic: NicLoad | None = None
     port: PortLoad | None = None
     lpu: LpuLoad | None = None
+    agents: AgentRefs = []
+    speed: float = 1.0
 
 
 class CoreStatus(Struct, frozen=True, gc=False):
@@ -193,6 +218,17 @@ class Summary(Struct, frozen=True, gc=False):
     completed_per_s: float = 0.0
     """Requests per second that finished; `goodput_rps` is the part that met the SLOs, so it
     never exceeds this (arrivals can: a tick may finish requests that came before it)."""
+    gpu_samples_per_s: float = 0.0
+    """GPU samples the core ingested per second."""
+    telemetry_age_p50_s: float = 0.0
+    telemetry_age_p99_s: float = 0.0
+    """How old, in wall seconds, the live nodes' latest samples were when the tick used them."""
+    telemetry_dropped: Count = 0
+    """Telemetry messages the core shed unread (its queue was full) since it started."""
+    tick_ms: float = 0.0
+    """Wall time the tick took: the world's step and building the views."""
+    assign_ms: float = 0.0
+    """Wall time sending the agents their load took."""
 
 
 class RackStates(Struct, frozen=True, gc=False, array_like=True):

@@ -130,18 +130,9 @@ def test_json_with_leading_whitespace_is_json() -> None:
     assert codec.COMMAND.decode(b'\n  {"op":"cordon","id":"x","nodes":["n1"]}').id == "x"
 
 
-class TelemetryV2(msgspec.Struct, array_like=True, gc=False, frozen=True):
+class TelemetryV2(Telemetry, frozen=True, gc=False, array_like=True):
     """Telemetry as a later version might send it: one new field at the end."""
 
-    agent: str
-    session: int
-    seq: int
-    time: float
-    nodes: list[str]
-    gpu: Any = None
-    nic: Any = None
-    port: Any = None
-    lpu: Any = None
     inlet_temperature_c: float = 25.0
 
 
