@@ -1,7 +1,8 @@
 """A fleet: every agent of a site (or of one shard of it) in one process and one TaskGroup.
 
-Devices of the same shape are stepped together once per interval; each agent then publishes
-at its own phase within the interval, so the broker sees a steady stream, not a burst.
+Devices of the same shape are stepped together once per interval, by the simulated seconds
+the core's clock has moved; each message then goes out at its own phase within the interval,
+so the broker sees a steady stream, not a burst.
 """
 
 import asyncio
@@ -13,10 +14,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from agents.agent import Agent
+from agents.clock import FleetClock
+from agents.connections import AgentConnection, Connection, Gateway, Publisher, Settings
 from agents.groups import FaultRates, Group, compute_group, switch_group
 from agents.topology import Rack, Site
 from protocols.complaints import Complaints
@@ -28,7 +32,9 @@ CONNECT_BATCH = 200
 """Agents that connect at once; the next batch waits for them (or for CONNECT_WAIT_S)."""
 CONNECT_WAIT_S = 2.0
 PUBLISH_SLOTS = 50
-"""The interval is cut into this many slots; an agent publishes in the slot of its phase."""
+"""The interval is cut into this many slots; a message goes out in the slot of its phase."""
+ConnectionKind = Literal["gateway", "rack", "node"]
+CONNECTION_KINDS: tuple[ConnectionKind, ...] = ("gateway", "rack", "node")
 STOP_TIMEOUT_S = 4.0
 
 
@@ -44,7 +50,8 @@ class Status:
 
 
 class Fleet:
-    """The agents of a site shard, their devices, and the loop that drives them."""
+    """The agents of a site shard, their devices, their connections, and the loop that drives
+    them."""
 
     def __init__(
         self,
@@ -54,7 +61,7 @@ class Fleet:
         interval_s: float = 1.0,
         seed: int = 0,
         shard: tuple[int, int] = (0, 1),
-        per_node: bool = False,
+        connection: ConnectionKind = "rack",
         fault_rates: FaultRates | None = None,
         agent_logins: bool = False,
     ) -> None:
@@ -62,56 +69,79 @@ class Fleet:
         self.interval_s = interval_s
         self.rng = np.random.default_rng(seed)
         self.complaints = Complaints(log)
+        self.clock = FleetClock(time.monotonic())
         self.groups = _groups(site, shard, seed, fault_rates or {})
+        self.agents: list[Agent] = []
+        for group in self.groups:
+            for rack, nodes in enumerate(group.nodes):
+                spans = (
+                    [(n, 1) for n in range(len(nodes))]
+                    if connection == "node"
+                    else [(0, len(nodes))]
+                )
+                for first, count in spans:
+                    self.agents.append(Agent(group, rack, first, count, interval_s))
+        self.connections = self._connect(site, endpoint, shard, connection, agent_logins)
+        # Single-agent connections publish at random phases; a gateway's batches evenly.
+        publishers = [(c, p) for c in self.connections for p in c.publishers()]
+        if connection == "gateway":
+            phases = np.arange(len(publishers)) * (interval_s / max(len(publishers), 1))
+        else:
+            phases = self.rng.uniform(0, interval_s, len(publishers))
+        self._slots: list[list[Publisher]] = [[] for _ in range(PUBLISH_SLOTS)]
+        for (_, publish), phase in zip(publishers, phases, strict=True):
+            self._slots[min(int(phase / interval_s * PUBLISH_SLOTS), PUBLISH_SLOTS - 1)].append(
+                publish
+            )
+        self._published_at = (time.monotonic(), 0, 0)
+        self.deaths_published = 0
+
+    def _connect(
+        self,
+        site: Site,
+        endpoint: Endpoint,
+        shard: tuple[int, int],
+        kind: ConnectionKind,
+        agent_logins: bool,
+    ) -> list[Connection]:
         # Agents need nothing of MQTT 5, and a 3.1.1 publish is cheaper to build.
         endpoint = dataclasses.replace(endpoint, mqtt5=False)
         voice = logging.getLogger("aidc.link.fleet")
         voice.setLevel(logging.WARNING)
         quiet = logging.getLogger("aidc.link.fleet.quiet")
         quiet.setLevel(logging.ERROR)
-        self.agents: list[Agent] = []
-        for group in self.groups:
-            for rack, nodes in enumerate(group.nodes):
-                spans = [(n, 1) for n in range(len(nodes))] if per_node else [(0, len(nodes))]
-                for first, count in spans:
-                    # The fleet speaks through its first agent's link; the rest keep quiet.
-                    link_log = quiet if self.agents else voice
-                    self.agents.append(
-                        Agent(
-                            site.site,
-                            group,
-                            rack,
-                            first,
-                            count,
-                            endpoint,
-                            interval_s,
-                            self.complaints,
-                            link_log,
-                            agent_logins,
-                        )
-                    )
-        phases = self.rng.uniform(0, interval_s, len(self.agents))
-        self._slots: list[list[Agent]] = [[] for _ in range(PUBLISH_SLOTS)]
-        for agent, phase in zip(self.agents, phases, strict=True):
-            self._slots[int(phase / interval_s * PUBLISH_SLOTS)].append(agent)
-        self._gpus_per_agent = {id(a): _gpus(a) for a in self.agents}
-        self._published_at = (time.monotonic(), 0, 0)
-        self.deaths_published = 0
+
+        def settings(first: bool) -> Settings:
+            # The fleet speaks through its first connection's link; the rest keep quiet.
+            log = voice if first else quiet
+            return Settings(site.site, endpoint, self.complaints, self.clock, log, agent_logins)
+
+        if kind == "gateway":
+            name = gateway_id(shard)
+            return (
+                [Gateway(settings(True), name, self.agents, hears_clock=True)]
+                if self.agents
+                else []
+            )
+        return [
+            AgentConnection(settings(n == 0), agent, hears_clock=n == 0)
+            for n, agent in enumerate(self.agents)
+        ]
 
     @property
     def gpus(self) -> int:
         """GPUs this fleet emulates."""
-        return sum(self._gpus_per_agent.values())
+        return sum(agent.gpus for agent in self.agents)
 
     def up(self) -> int:
-        """Agents connected now."""
-        return sum(agent.link.connected.is_set() for agent in self.agents)
+        """Agents whose connection is up now."""
+        return sum(len(c.agents) for c in self.connections if c.link.connected.is_set())
 
     def status(self) -> Status:
         """Agents up and the publish rate since the last call."""
         now = time.monotonic()
-        messages = sum(agent.published for agent in self.agents)
-        samples = sum(agent.published * self._gpus_per_agent[id(agent)] for agent in self.agents)
+        messages = sum(c.published for c in self.connections)
+        samples = sum(agent.published * agent.gpus for agent in self.agents)
         then, last_messages, last_samples = self._published_at
         self._published_at = (now, messages, samples)
         elapsed = max(now - then, 1e-9)
@@ -125,14 +155,14 @@ class Fleet:
 
     async def run(self, on_connecting: Callable[[int, int], None] | None = None) -> None:
         """Connect every agent and drive them until cancelled; then publish their deaths."""
-        _raise_file_limit(len(self.agents) + 256)
+        _raise_file_limit(len(self.connections) + 256)
         ticker = asyncio.create_task(self._tick())
         try:
-            for start in range(0, len(self.agents), CONNECT_BATCH):
-                batch = self.agents[start : start + CONNECT_BATCH]
-                for agent in batch:
-                    agent.start_link()
-                waits = [asyncio.ensure_future(a.link.connected.wait()) for a in batch]
+            for start in range(0, len(self.connections), CONNECT_BATCH):
+                batch = self.connections[start : start + CONNECT_BATCH]
+                for connection in batch:
+                    connection.start_link()
+                waits = [asyncio.ensure_future(c.link.connected.wait()) for c in batch]
                 await asyncio.wait(waits, timeout=CONNECT_WAIT_S)
                 for wait in waits:
                     wait.cancel()
@@ -144,43 +174,46 @@ class Fleet:
             await asyncio.shield(self._shut_down())
 
     async def _shut_down(self) -> None:
-        """Every agent publishes its death and disconnects cleanly, within STOP_TIMEOUT_S."""
+        """Every connection publishes its death and disconnects cleanly, within
+        STOP_TIMEOUT_S."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STOP_TIMEOUT_S):
-                published = await asyncio.gather(*(agent.shut_down() for agent in self.agents))
-                self.deaths_published = sum(published)
-        await asyncio.gather(*(agent.link.abort() for agent in self.agents))
-        for agent in self.agents:
-            await agent.stop_link()
+                covered = await asyncio.gather(*(c.shut_down() for c in self.connections))
+                self.deaths_published = sum(covered)
+        await asyncio.gather(*(c.link.abort() for c in self.connections))
+        for connection in self.connections:
+            await connection.stop_link()
 
     async def _tick(self) -> None:
-        """Step every device once per interval, then publish slot by slot."""
+        """Step every device once per interval by the simulated seconds that passed, then
+        publish slot by slot."""
         loop = asyncio.get_running_loop()
-        last = start = loop.time()
+        start = loop.time()
         while True:
-            now = loop.time()
+            dt = self.clock.advance(time.monotonic())
             for group in self.groups:
-                group.step(now - last, self.rng)
-            last = now
+                group.step(dt, self.rng)
             monotonic = time.monotonic()
             for agent in self.agents:
                 agent.expire(monotonic)
-            for slot, agents in enumerate(self._slots):
+            for slot, publishers in enumerate(self._slots):
                 await _sleep_until(loop, start + slot * self.interval_s / PUBLISH_SLOTS)
-                for agent in agents:
-                    agent.publish_telemetry()
+                for publish in publishers:
+                    publish()
             start += self.interval_s
             if loop.time() > start:  # overloaded: start the next interval now
                 start = loop.time()
             await _sleep_until(loop, start)
 
 
+def gateway_id(shard: tuple[int, int]) -> str:
+    """The id of a shard's gateway connection: `gw1-of-1`, `gw2-of-4`, ..."""
+    index, count = shard
+    return f"gw{index + 1}-of-{count}"
+
+
 async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
     await asyncio.sleep(max(0.0, when - loop.time()))
-
-
-def _gpus(agent: Agent) -> int:
-    return sum(len(agent.nodes) * d.per_node for d in agent.devices if d.name == "gpu")
 
 
 def _groups(site: Site, shard: tuple[int, int], seed: int, rates: FaultRates) -> list[Group]:

@@ -145,7 +145,7 @@ async def raw_publish_rate(seconds: float) -> float:
     with spawned_broker("mosquitto") as endpoint:
         fleet = Fleet(site, Endpoint(endpoint.host, endpoint.port), seed=0)
         agent = fleet.agents[0]
-        payload = encode(agent.telemetry())
+        payload = encode(agent.telemetry(1, 0.0))
         async with aiomqtt.Client(endpoint.host, endpoint.port) as client:
             sent, deadline = 0, time.monotonic() + seconds
             while time.monotonic() < deadline:

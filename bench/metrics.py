@@ -24,6 +24,7 @@ from bench.core import pool_and_traffic, populate, warm_up  # noqa: E402
 from protocols.endpoint import Endpoint  # noqa: E402
 from sim.metrics import CoreMetrics, Selection, render  # noqa: E402
 from sim.service import CoreService  # noqa: E402
+from sim.views import Pace  # noqa: E402
 
 SCRAPES = (
     ("everything", "limit=all"),
@@ -46,7 +47,7 @@ def build(gpus: int, seed: int = 0) -> CoreService:
         table = devices.table
         table["gauges"][:] = rng.uniform(0.0, 100.0, table["gauges"].shape)
         table["counters"][:] = rng.integers(0, 2**40, table["counters"].shape)
-    core.build_views(warm_up(core.world), 0.0)
+    core.build_views(warm_up(core.world), Pace(0.0))
     return core
 
 

@@ -110,6 +110,7 @@ AGENT_COMMAND = Codec[commands.AgentCommand](
     "agent command", commands.AgentCommand, MAX_COMMAND_BYTES
 )
 CORE_STATUS = Codec[messages.CoreStatus]("core status", messages.CoreStatus, MAX_SMALL_BYTES)
+CORE_CLOCK = Codec[messages.CoreClock]("core clock", messages.CoreClock, MAX_SMALL_BYTES)
 EVENTS = Codec[messages.Events]("events", messages.Events, MAX_STATE_BYTES)
 SUMMARY = Codec[messages.Summary]("summary", messages.Summary, MAX_STATE_BYTES)
 RACK_STATES = Codec[messages.RackStates]("rack states", messages.RackStates, MAX_STATE_BYTES)
@@ -127,6 +128,7 @@ CODECS: dict[TopicKind, Codec[Any]] = {
     TopicKind.ASSIGN: ASSIGNMENT,
     TopicKind.AGENTCMD: AGENT_COMMAND,
     TopicKind.STATUS: CORE_STATUS,
+    TopicKind.CLOCK: CORE_CLOCK,
     TopicKind.EVENTS: EVENTS,
     TopicKind.SUMMARY: SUMMARY,
     TopicKind.RACKS: RACK_STATES,

@@ -157,8 +157,7 @@ class Assignment(Struct, frozen=True, gc=False, array_like=True):
     gateway, to the devices of the agents it lists (`node` indexes their nodes as
     Telemetry's does). Only devices whose load changed need be listed.
 
-    `time` and `speed` are the core's simulated clock and its rate (simulated seconds per
-    real one; 0 on a manual clock): agents step their physics by it.
+    `time` is the core's simulated time (its clock itself goes out as CoreClock).
     """
 
     agent: EntityId
@@ -172,7 +171,15 @@ class Assignment(Struct, frozen=True, gc=False, array_like=True):
     port: PortLoad | None = None
     lpu: LpuLoad | None = None
     agents: AgentRefs = []
-    speed: float = 1.0
+
+
+class CoreClock(Struct, frozen=True, gc=False):
+    """The core's simulated clock, every tick (retained): agents step their physics by it."""
+
+    time: float
+    speed: float
+    """Simulated seconds per real one; 0 on a manual clock, which moves only as it ticks."""
+    tick: Seq = 0
 
 
 class CoreStatus(Struct, frozen=True, gc=False):

@@ -12,6 +12,7 @@ a node, or a rack gateway whose nodes share one connection):
 Core topics:
 
     aidc/v1/{site}/core/status               CoreStatus, retained; the will says offline
+    aidc/v1/{site}/core/clock                CoreClock, retained, every tick
     aidc/v1/{site}/core/events               Events
     aidc/v1/{site}/state/{view}              Summary, RackStates, PoolStates, FabricState
     aidc/v1/{site}/ctl/cmd                   operator commands (JSON or msgpack)
@@ -53,8 +54,8 @@ class StateView(StrEnum):
 
 
 class TopicKind(StrEnum):
-    """Every kind of topic `parse_topic` tells apart: each AgentTopic, the core's status and
-    events, each StateView, and the commands and their replies."""
+    """Every kind of topic `parse_topic` tells apart: each AgentTopic, the core's status,
+    clock and events, each StateView, and the commands and their replies."""
 
     BIRTH = "birth"
     DEATH = "death"
@@ -62,6 +63,7 @@ class TopicKind(StrEnum):
     ASSIGN = "assign"
     AGENTCMD = "agentcmd"
     STATUS = "status"
+    CLOCK = "clock"
     EVENTS = "events"
     SUMMARY = "summary"
     RACKS = "racks"
@@ -101,6 +103,11 @@ def agent_filter(kind: AgentTopic, site: str, rack: str = WILDCARD, agent: str =
 def core_status_topic(site: str) -> str:
     """The core's retained liveness topic."""
     return f"{_site(site)}/core/status"
+
+
+def core_clock_topic(site: str) -> str:
+    """The core's simulated clock, retained."""
+    return f"{_site(site)}/core/clock"
 
 
 def events_topic(site: str) -> str:
@@ -145,6 +152,7 @@ def reply_prefix(site: str) -> str:
 
 _CORE_KINDS = {
     ("core", "status"): TopicKind.STATUS,
+    ("core", "clock"): TopicKind.CLOCK,
     ("core", "events"): TopicKind.EVENTS,
     ("ctl", "cmd"): TopicKind.CMD,
 }

@@ -126,6 +126,8 @@ class AgentView:
     alive: bool = True
     interval_s: float = 1.0
     rack: str = ""
+    connection: str = ""
+    """Who speaks for it on the wire (its topics' agent level): itself, or its gateway."""
 
 
 @dataclass
@@ -158,6 +160,8 @@ class FleetState:
                 "alive": np.bool_,
                 "seen": np.float64,
                 "interval": np.float64,
+                "sampled": np.float64,
+                "stepped": np.float64,
             }
             | {f"first_{kind}": np.int32 for kind in DEVICE_BLOCKS}
             | {f"{kind}s": np.int32 for kind in DEVICE_BLOCKS}
@@ -168,6 +172,11 @@ class FleetState:
         }
         """Every device by kind; GPUs also keep their `uuid` (UTF-8 bytes) for exporters."""
         self.agents: dict[str, AgentView] = {}
+        self.gateways: dict[str, set[str]] = {}
+        """The agents each gateway connection speaks for, by its id."""
+        self.agent_changes = 0
+        """How often an agent was born, died or came back: what was planned per agent (the
+        assignment messages) is stale once it changes."""
         self.counts = Counts()
         self.node_order = IdOrder(self.nodes)
         self.domain_order = IdOrder(self.domains)
@@ -209,6 +218,12 @@ class FleetState:
         self.nodes["alive"][node_rows] = True
         self.nodes["seen"][node_rows] = now
         self.nodes["interval"][node_rows] = birth.interval_s
+        connection = birth.gateway or birth.agent
+        before = self.agents.get(birth.agent)
+        if before is not None and before.connection != connection:
+            self.gateways.get(before.connection, set()).discard(birth.agent)
+        if birth.gateway:
+            self.gateways.setdefault(birth.gateway, set()).add(birth.agent)
         self.agents[birth.agent] = AgentView(
             [n.node for n in birth.nodes],
             node_rows,
@@ -216,18 +231,28 @@ class FleetState:
             birth.session,
             interval_s=birth.interval_s,
             rack=birth.rack,
+            connection=connection,
         )
+        self.agent_changes += 1
 
-    def on_death(self, death: Death) -> bool:
-        """An agent died (its will) or stopped; False if the death is of an older session."""
-        agent = self.agents.get(death.agent)
-        if agent is None or death.session != agent.session:
-            return False
-        agent.alive = False
-        self.nodes["alive"][agent.node_rows] = False
-        for kind, devices in self.devices.items():
-            devices.table["present"][agent.device_rows[kind]] = False
-        return True
+    def on_death(self, death: Death) -> int:
+        """An agent, or a gateway and every agent it speaks for in that session, died (the
+        will) or stopped; how many agents died (0 for a death of an older session)."""
+        names = self.gateways.get(death.agent, set()) | {death.agent}
+        dying = [
+            agent
+            for name in names
+            if (agent := self.agents.get(name)) is not None
+            and agent.session == death.session
+            and agent.alive
+        ]
+        for agent in dying:
+            agent.alive = False
+            self.nodes["alive"][agent.node_rows] = False
+            for kind, devices in self.devices.items():
+                devices.table["present"][agent.device_rows[kind]] = False
+        self.agent_changes += bool(dying)
+        return len(dying)
 
     def device_rows(self, node_rows: npt.NDArray[np.intp], kind: str) -> npt.NDArray[np.intp]:
         """Rows of every device of `kind` on these nodes, node by node."""
@@ -240,24 +265,14 @@ class FleetState:
         return np.repeat(firsts - (ends - counts), counts) + np.arange(ends[-1])
 
     def on_telemetry(self, message: Telemetry, now: float) -> str | None:
-        """Store a telemetry batch; the reason it was rejected, or None."""
-        agent = self.agents.get(message.agent)
-        if agent is None:
-            return self._reject("unknown agent", f"telemetry from unknown agent {message.agent}")
-        if message.session != agent.session:
-            return self._reject("stale session", f"telemetry of an old session of {message.agent}")
-        if message.nodes == agent.nodes:
-            node_rows, device_rows = agent.node_rows, agent.device_rows
-        else:
-            rows = [self.nodes.rows.get(n, -1) for n in message.nodes]
-            if -1 in rows:
-                return self._reject(
-                    "unknown node", f"telemetry of {message.agent} names an unknown node"
-                )
-            node_rows = np.array(rows, np.intp)
-            device_rows = {kind: self.device_rows(node_rows, kind) for kind in DEVICE_BLOCKS}
+        """Store a telemetry message (one agent's, or a gateway's batch of several); the reason
+        it was rejected, or None."""
+        speakers = self._speakers(message)
+        if isinstance(speakers, str):
+            return speakers
+        agents, node_rows, device_rows = speakers
         try:
-            blocks = {kind: arrays(message, kind) for kind in DEVICE_BLOCKS}
+            blocks = {kind: arrays(message, kind, node_rows.size) for kind in DEVICE_BLOCKS}
         except MessageError as error:
             return self._reject("malformed", str(error))
         for kind, record in blocks.items():
@@ -272,13 +287,71 @@ class FleetState:
                 )
             devices.table["present"][device_rows[kind]] = False
             devices.ingest(self.nodes[f"first_{kind}"][nodes] + slots, record, now)
-        if agent.seq and message.seq > agent.seq + 1:
-            agent.gaps += message.seq - agent.seq - 1
-        agent.seq, agent.alive = message.seq, True
+        seqs = message.seqs if message.agents else [message.seq]
+        for agent, seq in zip(agents, seqs, strict=True):
+            if agent.seq and seq > agent.seq + 1:
+                agent.gaps += seq - agent.seq - 1
+            agent.seq = seq
+            if not agent.alive:
+                agent.alive = True
+                self.agent_changes += 1
         self.nodes["seen"][node_rows] = now
+        self.nodes["sampled"][node_rows] = message.time
+        self.nodes["stepped"][node_rows] = message.sim_time
         self.nodes["alive"][node_rows] = True
         self.counts.ingested += 1
         return None
+
+    def _speakers(
+        self, message: Telemetry
+    ) -> str | tuple[list[AgentView], npt.NDArray[np.intp], dict[str, npt.NDArray[np.intp]]]:
+        """The agents a message speaks for, their node rows and device rows (in the order its
+        columns number them); or why it may not speak for them."""
+        if not message.agents:
+            agent = self.agents.get(message.agent)
+            if agent is None:
+                return self._reject(
+                    "unknown agent", f"telemetry from unknown agent {message.agent}"
+                )
+            if message.session != agent.session:
+                return self._reject(
+                    "stale session", f"telemetry of an old session of {message.agent}"
+                )
+            if message.nodes == agent.nodes:
+                return [agent], agent.node_rows, agent.device_rows
+            rows = [self.nodes.rows.get(n, -1) for n in message.nodes]
+            if -1 in rows or not set(message.nodes) <= set(agent.nodes):
+                return self._reject(
+                    "unknown node",
+                    f"telemetry of {message.agent} names an unknown node, or another agent's",
+                )
+            node_rows = np.array(rows, np.intp)
+            return [agent], node_rows, {k: self.device_rows(node_rows, k) for k in DEVICE_BLOCKS}
+        if len(message.seqs) != len(message.agents) or message.nodes:
+            return self._reject(
+                "malformed",
+                f"batch of {message.agent} has {len(message.seqs)} seqs for "
+                f"{len(message.agents)} agents, or lists nodes",
+            )
+        agents = []
+        for name in message.agents:
+            agent = self.agents.get(name)
+            if agent is None:
+                return self._reject(
+                    "unknown agent", f"batch of {message.agent} names unknown agent {name}"
+                )
+            if agent.connection != message.agent:
+                return self._reject(
+                    "identity", f"batch of {message.agent} speaks for {name}, not one of its agents"
+                )
+            if agent.session != message.session:
+                return self._reject("stale session", f"batch of an old session of {message.agent}")
+            agents.append(agent)
+        node_rows = np.concatenate([a.node_rows for a in agents])
+        device_rows = {
+            kind: np.concatenate([a.device_rows[kind] for a in agents]) for kind in DEVICE_BLOCKS
+        }
+        return agents, node_rows, device_rows
 
     def _reject(self, reason: str, sentence: str) -> str:
         self.counts.reject(reason)

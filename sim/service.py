@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from protocols import codec
 from protocols.codec import encode, encode_json, is_json
-from protocols.columns import Columns, GpuLoad, LpuLoad, NicLoad, PortLoad, layout
+from protocols.columns import Columns, GpuLoad, LpuLoad, NicLoad, PortLoad
 from protocols.commands import (
     AgentCommand,
     OperatorCommand,
@@ -32,8 +32,9 @@ from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
 from protocols.link import Link, LinkDown
 from protocols.messages import (
-    Assignment,
+    CoreClock,
     CoreStatus,
+    Death,
     Event,
     Events,
     FabricState,
@@ -52,12 +53,14 @@ from protocols.topics import (
     agent_filter,
     agent_topic,
     command_topic,
+    core_clock_topic,
     core_status_topic,
     events_topic,
     parse_topic,
     state_topic,
 )
 from sim import defaults
+from sim.assignments import KEEPALIVE_S, Assigner
 from sim.clock import Clock, RealClock
 from sim.control import ControlPlane
 from sim.fabric import Fabric
@@ -65,7 +68,7 @@ from sim.fleet_state import FleetState
 from sim.journal import Journal, summary
 from sim.pools import Pools, PoolSpec
 from sim.traffic import Traffic, TrafficProfile
-from sim.views import Views
+from sim.views import Pace, Views
 from sim.world import TickReport, World
 
 log = logging.getLogger("aidc.core")
@@ -143,6 +146,9 @@ class CoreService:
         self._said: set[str] = set()
         self._last_birth = time.monotonic()
         self._ingested = 0
+        self._gpu_samples = 0
+        self._tick_ms = self._assign_ms = 0.0
+        self.assigner = Assigner(self.fleet, round(KEEPALIVE_S / tick_s))
         self._last_report = TickReport(self.clock.now())
         self._last_fabric = FabricState(self.clock.now(), [])
         self.views_sent: TickViews | None = None
@@ -215,19 +221,13 @@ class CoreService:
                     await self._ingest(parsed.rack, telemetry, now)
             elif kind == TopicKind.BIRTH:
                 birth = codec.BIRTH.decode(payload)
-                if self._speaks_for_itself(topic, parsed, birth.agent, birth.rack):
+                if self._speaks_for_itself(topic, parsed, birth.gateway or birth.agent, birth.rack):
                     self.fleet.on_birth(birth, now)
                     self._last_birth = time.monotonic()
             elif kind == TopicKind.DEATH:
                 death = codec.DEATH.decode(payload)
-                if (
-                    self._speaks_for_itself(topic, parsed, death.agent)
-                    and self.fleet.on_death(death)
-                    and not death.clean
-                ):
-                    self._event(
-                        "error", f"agent/{death.agent}", "death", f"agent {death.agent} died"
-                    )
+                if self._speaks_for_itself(topic, parsed, self._connection_of(death.agent)):
+                    self._died(death)
             elif kind == TopicKind.CMD:
                 await self._command(payload, now)
         except (MessageError, ValueError) as error:
@@ -236,12 +236,35 @@ class CoreService:
             log.exception("could not handle a message on %s; carrying on", topic)
 
     async def _ingest(self, rack: str, telemetry: Telemetry, now: float) -> None:
-        """Store a telemetry batch, or count why not (and ask for a birth we may have missed)."""
+        """Store a telemetry message, or count why not (and ask for a birth we may have
+        missed)."""
         if problem := self.fleet.on_telemetry(telemetry, now):
             self.complaints.reject("telemetry", problem)
-            await self._ask_rebirth(rack, telemetry)
+            if telemetry.agents:
+                for agent in telemetry.agents:  # a gateway's racks are their own agents
+                    await self._ask_rebirth(agent, agent, telemetry.agent, telemetry.session)
+            else:
+                await self._ask_rebirth(rack, telemetry.agent, telemetry.agent, telemetry.session)
         else:
             self._ingested += 1
+            if telemetry.gpu is not None:
+                self._gpu_samples += telemetry.gpu.rows
+
+    def _connection_of(self, agent: str) -> str:
+        """Who may speak for an agent on the wire: its gateway, if a birth named one."""
+        view = self.fleet.agents.get(agent)
+        return view.connection if view is not None else agent
+
+    def _died(self, death: Death) -> None:
+        """An agent's death, or a gateway's (every agent it spoke for); an unclean one is an
+        error event."""
+        died = self.fleet.on_death(death)
+        if died and not death.clean:
+            if death.agent in self.fleet.gateways:
+                sentence = f"gateway {death.agent} died, and with it its {died:,} agents"
+            else:
+                sentence = f"agent {death.agent} died"
+            self._event("error", f"agent/{death.agent}", "death", sentence)
 
     def _speaks_for_itself(
         self, topic: str, parsed: Topic, agent: str, rack: str | None = None
@@ -281,19 +304,19 @@ class CoreService:
         await self._reply(topic, reply, as_json)
         await self._flush_agent_commands()
 
-    async def _ask_rebirth(self, rack: str, telemetry: Telemetry) -> None:
+    async def _ask_rebirth(self, rack: str, agent: str, connection: str, session: int) -> None:
         """Telemetry of an agent whose birth we missed (it came while we were away from the
-        broker) gets the agent asked to publish its birth again, as Sparkplug does; at most
-        once per REBIRTH_EVERY_S per agent."""
-        known = self.fleet.agents.get(telemetry.agent)
-        if known is not None and telemetry.session <= known.session:
+        broker) gets the agent asked, through its connection, to publish its birth again, as
+        Sparkplug does; at most once per REBIRTH_EVERY_S per agent."""
+        known = self.fleet.agents.get(agent)
+        if known is not None and session <= known.session:
             return  # an old session's straggler, or a problem a birth would not fix
-        last = self._rebirths_asked.get(telemetry.agent, -REBIRTH_EVERY_S)
+        last = self._rebirths_asked.get(agent, -REBIRTH_EVERY_S)
         if time.monotonic() - last < REBIRTH_EVERY_S:
             return
-        self._rebirths_asked[telemetry.agent] = time.monotonic()
-        command = Rebirth(id=f"rebirth-{telemetry.agent}-{self.session}-{telemetry.session}")
-        topic = agent_topic(AgentTopic.AGENTCMD, self.site, rack, telemetry.agent)
+        self._rebirths_asked[agent] = time.monotonic()
+        command = Rebirth(id=f"rebirth-{agent}-{self.session}-{session}")
+        topic = agent_topic(AgentTopic.AGENTCMD, self.site, rack, connection)
         await self._send(topic, encode(command), qos=1)
 
     async def _refuse(self, payload: bytes | bytearray, error: str, as_json: bool) -> None:
@@ -340,7 +363,7 @@ class CoreService:
         for agent, command in pending:
             view = self.fleet.agents.get(agent)
             if view is not None:
-                topic = agent_topic(AgentTopic.AGENTCMD, self.site, view.rack, agent)
+                topic = agent_topic(AgentTopic.AGENTCMD, self.site, view.rack, view.connection)
                 await self._send(topic, encode(command), qos=1)
 
     async def _send(
@@ -375,14 +398,34 @@ class CoreService:
         last, real = self.clock.now(), time.monotonic()
         while True:
             now = await self.clock.sleep_until_next_tick(simulated_tick)
+            started = time.perf_counter()
             report = self.world.tick(now, max(now - last, 1e-3))
+            self._tick_ms = (time.perf_counter() - started) * 1e3
             self._last_report = report
             self.tick += 1
             previous, last = last, now
             self._record(report)
             elapsed, real = time.monotonic() - real, time.monotonic()
-            await self._publish(report, self._ingested / max(elapsed, 1e-3), now - previous)
-            self._ingested = 0
+            await self._publish(report, self._pace(elapsed), now - previous)
+
+    def _pace(self, elapsed_s: float) -> Pace:
+        """What came in since the last tick, per second, and how long the work took."""
+        elapsed_s = max(elapsed_s, 1e-3)
+        pace = Pace(
+            time.time(),
+            self._ingested / elapsed_s,
+            self._gpu_samples / elapsed_s,
+            self.telemetry_shed,
+            self._tick_ms,
+            self._assign_ms,
+        )
+        self._ingested = self._gpu_samples = 0
+        return pace
+
+    @property
+    def telemetry_shed(self) -> int:
+        """Telemetry messages dropped unread since the start (the receive queue was full)."""
+        return 0
 
     def _record(self, report: TickReport) -> None:
         for finding in report.findings:
@@ -398,18 +441,20 @@ class CoreService:
                 self._said.add(sentence)
                 self._event("warning", "control", "control", sentence)
 
-    def build_views(self, report: TickReport, ingest_per_s: float) -> TickViews:
+    def build_views(self, report: TickReport, pace: Pace) -> TickViews:
         """The summary, rack and pool views of a tick, kept as `views_sent`."""
         summary = self.views.summary(
-            report, self.tick, self.clock.speed, ingest_per_s, self.complaints.total
+            report, self.tick, self.clock.speed, pace, self.complaints.total
         )
         self.views_sent = TickViews(
             summary, self.views.racks(report.time), self.views.pools(report)
         )
         return self.views_sent
 
-    async def _publish(self, report: TickReport, ingest_per_s: float, dt: float) -> None:
-        views = self.build_views(report, ingest_per_s)
+    async def _publish(self, report: TickReport, pace: Pace, dt: float) -> None:
+        views = self.build_views(report, pace)
+        clock = CoreClock(report.time, self.clock.speed, self.tick)
+        await self._send(core_clock_topic(self.site), encode(clock), retain=True)
         await self._send(state_topic(self.site, StateView.SUMMARY), encode(views.summary))
         await self._send(state_topic(self.site, StateView.RACKS), encode(views.racks))
         await self._send(state_topic(self.site, StateView.POOLS), encode(views.pools))
@@ -439,31 +484,13 @@ class CoreService:
             "port": (PortLoad, {"busy": net.port_busy, "congestion": net.port_congestion}),
             "lpu": (LpuLoad, self.world.lpu_load(dt)),
         }
-        for name, agent in self.fleet.agents.items():
-            if not agent.alive:
-                continue
-            blocks: dict[str, Any] = {}
-            for kind, (block, values) in loads.items():
-                rows = agent.device_rows[kind]
-                if not rows.size:
-                    continue
-                table = self.fleet.devices[kind].table
-                spec = layout(block)
-                # device rows run node by node in the agent's node order (FleetState.device_rows)
-                per_node = self.fleet.nodes[f"{kind}s"][agent.node_rows]
-                blocks[kind] = spec.pack(
-                    {
-                        spec.names[0]: np.repeat(np.arange(len(agent.node_rows)), per_node),
-                        spec.names[1]: table["slot"][rows],
-                    }
-                    | {field: column[rows] for field, column in values.items()}
-                )
-            if blocks:
-                assignment = Assignment(name, agent.session, self.tick, now, agent.nodes, **blocks)
-                topic = agent_topic(AgentTopic.ASSIGN, self.site, agent.rack, name)
-                # QoS 0 without waiting, like telemetry: the next tick brings a newer one.
-                with contextlib.suppress(LinkDown):
-                    self.link.send(topic, encode(assignment))
+        started = time.perf_counter()
+        for chunk, assignment in self.assigner.messages(self.tick, now, loads):
+            topic = agent_topic(AgentTopic.ASSIGN, self.site, chunk.rack, chunk.connection)
+            # QoS 0 without waiting, like telemetry: a lost one heals at the next keep-alive.
+            with contextlib.suppress(LinkDown):
+                self.link.send(topic, encode(assignment))
+        self._assign_ms = (time.perf_counter() - started) * 1e3
 
 
 def is_about(subject: str, node: str) -> bool:

@@ -2,6 +2,7 @@
 queries, built from the world without ever sending the whole fleet."""
 
 import math
+from dataclasses import dataclass
 
 import msgspec
 import numpy as np
@@ -26,6 +27,23 @@ from sim.world import PoolFigures, TickReport, World
 
 HEALTH_WARNING_C = 85.0
 """A rack with a GPU this hot shows as a warning."""
+AGE_SAMPLE = 65536
+"""Nodes the telemetry age percentiles look at, at most (evenly spread): their p99 is
+within a fraction of a percentile of the whole fleet's, at a fixed cost per tick."""
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How the core kept up, for the summary: what it ingested and shed since the last tick,
+    and how long its work took."""
+
+    wall_time: float
+    """The wall clock now, against which telemetry ages are measured."""
+    messages_per_s: float = 0.0
+    gpu_samples_per_s: float = 0.0
+    dropped: int = 0
+    tick_ms: float = 0.0
+    assign_ms: float = 0.0
 
 
 def _finite(value: float) -> float:
@@ -70,7 +88,7 @@ class Views:
         return self._by_state(table["present"], table["node"], nodes)
 
     def summary(
-        self, report: TickReport, tick: int, speed: float, ingest_per_s: float, rejected: int
+        self, report: TickReport, tick: int, speed: float, pace: Pace, rejected: int
     ) -> Summary:
         """The fleet in one message."""
         fleet = self.world.fleet
@@ -80,6 +98,7 @@ class Views:
         lpus = fleet.devices["lpu"].table
         lpus_live = reporting(lpus["present"], lpus["node"], nodes)
         figures = report.pools.values()
+        ages = self.telemetry_ages(pace.wall_time)
         ttft99 = [f.ttft[2] for f in figures if not math.isnan(f.ttft[2])]
         itl99 = [f.itl[2] for f in figures if not math.isnan(f.itl[2])]
         return Summary(
@@ -105,9 +124,26 @@ class Views:
             completed_per_s=sum(f.completed_per_s for f in figures),
             ttft_p99_s=max(ttft99, default=0.0),
             itl_p99_s=max(itl99, default=0.0),
-            ingest_per_s=ingest_per_s,
+            ingest_per_s=pace.messages_per_s,
             rejected=rejected,
+            gpu_samples_per_s=pace.gpu_samples_per_s,
+            telemetry_age_p50_s=ages[0],
+            telemetry_age_p99_s=ages[1],
+            telemetry_dropped=pace.dropped,
+            tick_ms=pace.tick_ms,
+            assign_ms=pace.assign_ms,
         )
+
+    def telemetry_ages(self, wall_now: float) -> tuple[float, float]:
+        """p50 and p99 of how old the live nodes' latest samples are, in wall seconds (of a
+        spread-out sample of AGE_SAMPLE nodes at most)."""
+        nodes = self.world.fleet.nodes
+        sampled = nodes["sampled"][nodes["alive"] & (nodes["sampled"] > 0)]
+        if not sampled.size:
+            return 0.0, 0.0
+        sampled = sampled[:: max(1, sampled.size // AGE_SAMPLE)]
+        p50, p99 = np.percentile(wall_now - sampled, [50, 99])
+        return max(float(p50), 0.0), max(float(p99), 0.0)
 
     def racks(self, now: float) -> RackStates:
         """Per-rack aggregates of every GPU, LPU chip and switch."""

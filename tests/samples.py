@@ -25,6 +25,7 @@ from protocols.topics import (
     StateView,
     agent_topic,
     command_topic,
+    core_clock_topic,
     core_status_topic,
     events_topic,
     reply_topic,
@@ -95,6 +96,15 @@ SAMPLES: dict[str, list[Any]] = {
             software="aidc 0.1.0",
         ),
         m.Birth(
+            agent="r002",
+            rack="r002",
+            session=1,
+            time=1.0,
+            interval_s=1.0,
+            nodes=[gpu_node(n) for n in ("r002-n01", "r002-n02")],
+            gateway="gw1-of-1",
+        ),
+        m.Birth(
             agent="lpu1-n01",
             rack="lpu1",
             session=1,
@@ -131,6 +141,17 @@ SAMPLES: dict[str, list[Any]] = {
         m.Telemetry("leaf1", 1, 0, 2.0, ["leaf1"], port=block(PortColumns, 64, 1)),
         m.Telemetry("lpu1-n01", 1, 7, 2.0, ["lpu1-n01"], lpu=block(LpuColumns, 8, 1)),
         m.Telemetry(AGENT, 3, 42, 3.0, []),
+        m.Telemetry(
+            "gw1-of-1",
+            1,
+            8,
+            3.0,
+            [],
+            gpu=block(GpuColumns, 4, 4),
+            agents=["r001", "r002"],
+            seqs=[8, 8],
+            sim_time=1_764_000_003.0,
+        ),
     ],
     "assign": [
         m.Assignment(
@@ -144,6 +165,7 @@ SAMPLES: dict[str, list[Any]] = {
         ),
         m.Assignment("leaf1", 1, 0, 2.0, ["leaf1"], port=block(PortLoad, 64, 1)),
         m.Assignment("lpu1-n01", 1, 0, 2.0, ["lpu1-n01"], lpu=block(LpuLoad, 8, 1)),
+        m.Assignment("gw1-of-1", 1, 3, 2.0, [], gpu=block(GpuLoad, 4, 4), agents=["r001", "r002"]),
     ],
     "agentcmd": [
         c.InjectFault(id="f1", target="r001-n01", kind="xid", params={"code": 79, "gpu": 2}),
@@ -151,6 +173,7 @@ SAMPLES: dict[str, list[Any]] = {
         c.Reboot(id="b1", nodes=["r001-n01"]),
         c.Rebirth(id="rb1"),
     ],
+    "clock": [m.CoreClock(1_764_000_005.0, 60.0, 5), m.CoreClock(5.0, 0.0)],
     "status": [
         m.CoreStatus(online=True, session=2, time=5.0, speed=60.0, version="0.1.0"),
         m.CoreStatus(online=False, session=2),
@@ -229,6 +252,7 @@ def sample_topic(kind: str, site: str = SITE, command_id: str = "d-1") -> str:
         return state_topic(site, StateView(kind))
     return {
         "status": core_status_topic(site),
+        "clock": core_clock_topic(site),
         "events": events_topic(site),
         "cmd": command_topic(site),
         "reply": reply_topic(site, command_id),

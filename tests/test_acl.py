@@ -53,7 +53,7 @@ def secured() -> Iterator[Secured]:
 def _secured(out: Path, port: int) -> Iterator[Secured]:
     made = subprocess.run(
         [sys.executable, "-m", "aidc", "acl", "--site", SITE, "--out", str(out), "--port",
-         str(port), "--racks", "2", "--rack-kind", "hgx-h100"],
+         str(port), "--racks", "2", "--rack-kind", "hgx-h100", "--connection", "rack"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     secrets = out / "secrets"
@@ -70,7 +70,8 @@ def _secured(out: Path, port: int) -> Iterator[Secured]:
         wait_listening(port)
         core_login = ("--password-file", str(secrets / "core"), "--tick", "0.2", "--speed", "30")
         processes.append(spawn_aidc("core", *common, f"mqtt://core@127.0.0.1:{port}", *core_login))
-        fleet = ("--racks", "2", "--rack-kind", "hgx-h100", "--interval", "0.2", "--agent-logins")
+        fleet = ("--racks", "2", "--rack-kind", "hgx-h100", "--interval", "0.2", "--agent-logins",
+                 "--connection", "rack")  # fmt: skip
         agent_login = ("--password-file", str(secrets / "agent"))
         processes.append(spawn_aidc("agents", *common, broker_url, *agent_login, *fleet))
         yield Secured(port, secrets)
@@ -171,4 +172,5 @@ def test_the_acl_names_each_roles_topics() -> None:
         "pattern read aidc/v1/dc1/assign/+/%u\n"
         "pattern read aidc/v1/dc1/agentcmd/+/%u\n"
         "pattern read aidc/v1/dc1/core/status\n"
+        "pattern read aidc/v1/dc1/core/clock\n"
     )

@@ -18,7 +18,7 @@ import os
 import secrets
 from pathlib import Path
 
-from aidc.commands.agents import CONNECTIONS, agent_ids
+from aidc.commands.agents import CONNECTIONS, connection_ids
 from aidc.commands.options import (
     DEFAULT_SITE,
     RACK_KIND_NAMES,
@@ -34,6 +34,7 @@ from protocols.topics import (
     AgentTopic,
     agent_filter,
     command_topic,
+    core_clock_topic,
     core_filter,
     core_status_topic,
     site_filter,
@@ -79,6 +80,7 @@ pattern write {own(AgentTopic.TELEMETRY)}
 pattern read {own(AgentTopic.ASSIGN)}
 pattern read {own(AgentTopic.AGENTCMD)}
 pattern read {core_status_topic(site)}
+pattern read {core_clock_topic(site)}
 """
 
 
@@ -129,13 +131,26 @@ def add_parser(sub: Subcommands) -> None:
     acl.add_argument("--port", type=positive(int), default=1883, help="listener port (1883)")
     add_site_source_options(acl, "N racks")
     acl.add_argument("--rack-kind", choices=RACK_KIND_NAMES, default="nvl72")
-    acl.add_argument("--connection", choices=CONNECTIONS, default="rack")
+    acl.add_argument(
+        "--connection",
+        choices=CONNECTIONS,
+        default="gateway",
+        help="how the agents will connect (as `aidc agents --connection`): one login per "
+        "gateway, rack or node (default gateway)",
+    )
+    acl.add_argument(
+        "--shards",
+        type=positive(int),
+        default=1,
+        metavar="N",
+        help="fleet shards, each with its own gateway login (default 1)",
+    )
     acl.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the files for `aidc acl` and say where they are and how to use them."""
-    agents = agent_ids(args)
+    agents = connection_ids(args, args.shards)
     directory: Path = args.out
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory} exists and is not a directory")

@@ -21,7 +21,8 @@ from protocols.endpoint import Endpoint
 from protocols.faults import DEVICE_FAULTS
 
 STATUS_EVERY_S = 1.0
-CONNECTIONS = ("rack", "node")
+CONNECTIONS = ("gateway", "rack", "node")
+"""agents.fleet.CONNECTION_KINDS, without importing the fleet for --help."""
 
 
 def add_parser(sub: Subcommands) -> None:
@@ -49,10 +50,12 @@ def add_parser(sub: Subcommands) -> None:
     agents.add_argument(
         "--connection",
         choices=CONNECTIONS,
-        default="rack",
-        help="one MQTT connection per rack (default: one birth, will and telemetry message per "
-        "rack per interval) or per node (a node's death is its own, at 18x the connections "
-        "and messages for an NVL72 rack)",
+        default="gateway",
+        help="gateway (default): one MQTT connection for the whole shard, speaking for every "
+        "rack (each with its own birth and death), telemetry in batches of racks, one "
+        "assignment message per batch; rack: one connection, birth, will and telemetry "
+        "message per rack; node: one per node (18x the connections and messages for an "
+        "NVL72 rack). rack and node load-test a broker with many clients",
     )
     agents.add_argument(
         "--fault-rate",
@@ -111,12 +114,15 @@ def site_of(args: argparse.Namespace) -> Site:
         raise UsageError(str(error)) from None
 
 
-def agent_ids(args: argparse.Namespace) -> list[str]:
-    """The ids the site's agents connect under (for `aidc acl`)."""
-    from agents.fleet import Fleet
+def connection_ids(args: argparse.Namespace, shards: int = 1) -> list[str]:
+    """The ids the site's connections log in under (for `aidc acl`): the gateway of each of
+    `shards` shards, or every rack's or node's agent."""
+    from agents.fleet import Fleet, gateway_id
 
-    fleet = Fleet(site_of(args), Endpoint("localhost", 1883), per_node=args.connection == "node")
-    return [agent.id for agent in fleet.agents]
+    if args.connection == "gateway":
+        return [gateway_id((index, shards)) for index in range(shards)]
+    fleet = Fleet(site_of(args), Endpoint("localhost", 1883), connection=args.connection)
+    return [connection.id for connection in fleet.connections]
 
 
 async def run_agents(args: argparse.Namespace, password: str | None) -> None:
@@ -131,14 +137,16 @@ async def run_agents(args: argparse.Namespace, password: str | None) -> None:
             interval_s=args.interval,
             seed=args.seed,
             shard=args.shard,
-            per_node=args.connection == "node",
+            connection=args.connection,
             fault_rates=dict(args.fault_rate),
             agent_logins=args.agent_logins,
         )
         shard = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard[1] > 1 else ""
         print(
-            f"aidc agents: {len(fleet.agents):,} agents, {fleet.gpus:,} GPUs of site "
-            f"{site.site}{shard}, every {args.interval:g} s to {endpoint.url} (Ctrl-C to stop)",
+            f"aidc agents: {len(fleet.agents):,} agents on {len(fleet.connections):,} "
+            f"{args.connection} connection{'s' if len(fleet.connections) != 1 else ''}, "
+            f"{fleet.gpus:,} GPUs of site {site.site}{shard}, every {args.interval:g} s to "
+            f"{endpoint.url} (Ctrl-C to stop)",
             flush=True,
         )
         line = StatusLine()

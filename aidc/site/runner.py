@@ -115,12 +115,19 @@ class SiteRunner:
         await self._published(done)
 
     async def _fresh_telemetry(self, since: float) -> None:
-        """Wait until every agent the core thinks alive has reported at or after `since`."""
-        seen = self.core.fleet.nodes["seen"]
+        """Wait until every agent the core thinks alive has reported at or after `since`,
+        with its physics stepped to the last tick (the agents follow the core's clock)."""
+        nodes = self.core.fleet.nodes
+        views = self.core.views_sent
+        ticked = views.summary.time if views is not None else -float("inf")
 
         def reported() -> bool:
             alive = [a.node_rows for a in self.core.fleet.agents.values() if a.alive]
-            return all(bool((seen[rows] >= since).all()) for rows in alive)
+            return all(
+                bool((nodes["seen"][rows] >= since).all())
+                and bool((nodes["stepped"][rows] >= ticked).all())
+                for rows in alive
+            )
 
         with contextlib.suppress(TimeoutError):
             await self.guard(_poll(reported, max(FRESH_WAIT_S, 10 * self.interval_s)))

@@ -76,10 +76,10 @@ async def test_birth_then_telemetry_then_clean_deaths(mosquitto: Endpoint) -> No
 async def test_assignment_drives_the_devices_and_faults_show(mosquitto: Endpoint) -> None:
     site = generated_site(SITE, 1, "hgx-h100")
     fleet = Fleet(site, mosquitto, interval_s=0.2, seed=2)
-    agent = fleet.agents[0]
+    agent, link = fleet.agents[0], fleet.connections[0].link
     core = Link(mosquitto, "core-2", subscriptions=[(f"aidc/v1/{SITE}/telemetry/+/+", 0)])
     async with running(core) as inbox, fleet_running(fleet):
-        await until(lambda: agent.link.session > 0 and agent.seq > 0)
+        await until(lambda: link.session > 0 and agent.seq > 0)
         nodes = agent.nodes
         load = layout(GpuLoad).pack(
             {
@@ -92,7 +92,7 @@ async def test_assignment_drives_the_devices_and_faults_show(mosquitto: Endpoint
                 "nvlink_bytes_per_s": 1e11,
             },
         )
-        assignment = Assignment(agent.id, agent.link.session, 1, 0.0, nodes, gpu=load)
+        assignment = Assignment(agent.id, link.session, 1, 0.0, nodes, gpu=load)
         await core.publish(
             agent_topic(AgentTopic.ASSIGN, SITE, agent.rack, agent.id), encode(assignment), qos=1
         )
@@ -177,7 +177,7 @@ async def test_a_bug_in_handling_a_message_leaves_the_agent_on_the_air(
     def broken(assignment: Assignment) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(agent, "apply", broken)
+    monkeypatch.setattr(fleet.connections[0], "apply", broken)
     watcher = Link(mosquitto, "watch-5", subscriptions=[(f"aidc/v1/{SITE}/birth/+/+", 1)])
     async with running(watcher) as inbox, fleet_running(fleet):
         await until(lambda: len(inbox.messages) == len(fleet.agents))
@@ -202,7 +202,7 @@ async def test_broker_restart_makes_every_agent_rebirth() -> None:
     try:
         with spawned_broker("mosquitto", port):
             await until(lambda: fleet.up() == len(fleet.agents), timeout=10)
-            assert {a.link.session for a in fleet.agents} == {2}
+            assert {c.link.session for c in fleet.connections} == {2}
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -230,20 +230,26 @@ def start_fleet(port: int, *args: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.parametrize("connection", ["rack", "gateway"])
 @pytest.mark.parametrize(("sig", "clean"), [(signal.SIGKILL, False), (signal.SIGINT, True)])
 async def test_fleet_process_stopped_every_death_arrives(
-    mosquitto: Endpoint, sig: signal.Signals, clean: bool
+    mosquitto: Endpoint, sig: signal.Signals, clean: bool, connection: str
 ) -> None:
-    watcher = Link(mosquitto, f"watch-{sig}", subscriptions=[(f"aidc/v1/{SITE}/#", 1)])
+    watcher = Link(mosquitto, f"watch-{sig}-{connection}", subscriptions=[(f"aidc/v1/{SITE}/#", 1)])
     async with running(watcher) as inbox:
         fleet = start_fleet(
-            mosquitto.port, "--racks", "3", "--rack-kind", "hgx-b200", "--interval", "0.3"
+            mosquitto.port,
+            *("--racks", "3", "--rack-kind", "hgx-b200", "--interval", "0.3"),
+            *("--connection", connection),
         )
         try:
             await until(lambda: len({b.agent for b in inbox.decoded(Birth)}) == 4)
-            agents = {b.agent for b in inbox.decoded(Birth)}
+            births = inbox.decoded(Birth)
+            # a gateway's will (or clean death) is the death of every agent it speaks for
+            speakers = {b.gateway or b.agent for b in births}
+            assert len(speakers) == (1 if connection == "gateway" else 4)
             os.killpg(fleet.pid, sig)
-            await until(lambda: {d.agent for d in inbox.decoded(Death)} == agents, timeout=10)
+            await until(lambda: {d.agent for d in inbox.decoded(Death)} == speakers, timeout=10)
             assert fleet.wait(5) == (128 + signal.SIGINT if clean else -signal.SIGKILL)
         finally:
             with contextlib.suppress(ProcessLookupError):

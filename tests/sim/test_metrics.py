@@ -24,6 +24,7 @@ from sim.histogram import Histograms
 from sim.metrics import DEFAULT_LIMIT, CoreMetrics, Selection, Snapshot, render
 from sim.metrics_server import serving
 from sim.service import CoreService
+from sim.views import Pace
 from tests.samples import SAMPLES, Block
 from tests.sim.test_pools import hgx_rack
 
@@ -79,7 +80,8 @@ def offline_core() -> CoreService:
     """A core (never connected) that knows the sample site."""
     core = CoreService(Endpoint("127.0.0.1", 1), SITE)
     for birth in SAMPLES["birth"]:
-        core.fleet.on_birth(birth, START)
+        if birth.gateway is None:  # the sample site: r001, lpu1 and net1's leaf1
+            core.fleet.on_birth(birth, START)
     return core
 
 
@@ -90,7 +92,7 @@ def tick(core: CoreService, number: int) -> None:
         assert core.fleet.on_telemetry(message, now) is None
     report = core.world.tick(now, STEP_S)
     core.tick += 1
-    core.build_views(report, 0.0)
+    core.build_views(report, Pace(0.0))
 
 
 @pytest.fixture

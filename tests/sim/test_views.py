@@ -5,7 +5,7 @@ import pytest
 from protocols.columns import RackColumns, layout
 from protocols.commands import Query
 from protocols.queries import NodeDetail
-from sim.views import Views
+from sim.views import Pace, Views
 from sim.world import World
 from tests.sim.test_world import run, site
 
@@ -43,7 +43,7 @@ def test_a_failed_node_loses_only_its_missing_gpu() -> None:
     world.fleet.devices["gpu"].table["present"][first_gpu(world, "r0-n1") + 3] = False
     report, t = run(world, t, 0.5)  # the health policy drains the node
     views = Views(world)
-    summary = views.summary(report, 1, 1.0, 0.0, 0)
+    summary = views.summary(report, 1, 1.0, Pace(0.0), 0)
     assert summary.nodes["failed"] == 1
     counts = (summary.gpus_healthy, summary.gpus_cordoned, summary.gpus_lost)
     assert counts == (56, 7, 1), "its 7 other GPUs are on a drained node, not lost"
@@ -69,7 +69,7 @@ def test_a_gpu_that_does_not_report_shows_no_readings_and_figures_skip_it() -> N
     assert r0["temperature_c"] == 60.0
     assert r0["power_kw"] == pytest.approx(31 * 0.3)
     report, _ = run(world, t, 0.5)
-    assert views.summary(report, 1, 1.0, 0.0, 0).power_w == pytest.approx(63 * 300.0)
+    assert views.summary(report, 1, 1.0, Pace(0.0), 0).power_w == pytest.approx(63 * 300.0)
 
 
 def test_a_silent_nodes_last_samples_are_not_live() -> None:
