@@ -8,6 +8,11 @@ the gap. The device models are exact for any step (agents.bank.relax), so this b
 how much happens at once."""
 
 
+LATE_TICK_S = 5.0
+"""How late (in real seconds) a core's tick may come before an announced time behind our
+extrapolation counts as the clock going back (a new core, a replay) rather than lateness."""
+
+
 class FleetClock:
     """Simulated seconds for the physics to step by, from the core's last announced time and
     rate (or the wall clock, at 1x, while no core announces one)."""
@@ -45,9 +50,14 @@ class FleetClock:
         target = self.now(wall_now)
         if target is None:
             return wall
-        if self._stepped is None or abs(target - self._stepped) > MAX_STEP_S:
+        speed = self._core[1] if self._core else 1.0
+        behind = self._stepped - target if self._stepped is not None else 0.0
+        if (
+            self._stepped is None
+            or target - self._stepped > MAX_STEP_S
+            or behind > LATE_TICK_S * speed
+        ):
             # just heard of a core (or its clock jumped): carry on from its time
-            speed = self._core[1] if self._core else 1.0
             self._stepped = target
             return min(wall * speed, MAX_STEP_S)
         # a core that ticks late announces a time behind our extrapolation: wait for it

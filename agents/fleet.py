@@ -61,7 +61,7 @@ class Fleet:
         interval_s: float = 1.0,
         seed: int = 0,
         shard: tuple[int, int] = (0, 1),
-        connection: ConnectionKind = "rack",
+        connection: ConnectionKind = "gateway",
         fault_rates: FaultRates | None = None,
         agent_logins: bool = False,
     ) -> None:

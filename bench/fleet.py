@@ -31,35 +31,12 @@ from agents.catalog import RACK_KINDS  # noqa: E402
 from agents.fleet import Fleet  # noqa: E402
 from agents.topology import Fabric, build_site  # noqa: E402
 from aidc.runtime.brokers import spawned_broker  # noqa: E402
+from bench.procs import broker_pid, cpu_seconds, rss_mib  # noqa: E402
 from protocols.codec import encode  # noqa: E402
 from protocols.endpoint import Endpoint  # noqa: E402
 
 NVL72 = RACK_KINDS["nvl72"]
 GPUS_PER_RACK = NVL72.nodes_per_rack * NVL72.gpus_per_node
-CLOCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds a process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process, MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def broker_pid() -> int:
-    """The pid of this process's mosquitto child."""
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            if "mosquitto" in Path(f"/proc/{pid}/cmdline").read_text():
-                return int(pid)
-    raise RuntimeError("no mosquitto child")
 
 
 async def measure_shard(gpus: int, shard: tuple[int, int], port: int, seconds: float) -> None:
@@ -67,7 +44,14 @@ async def measure_shard(gpus: int, shard: tuple[int, int], port: int, seconds: f
     once it is connected and warm, then its figures as JSON after `seconds`."""
     racks = max(1, gpus // GPUS_PER_RACK)
     site = build_site("bench", [(NVL72, racks)], Fabric(0, 0))
-    fleet = Fleet(site, Endpoint("127.0.0.1", port), interval_s=1.0, seed=shard[0], shard=shard)
+    fleet = Fleet(
+        site,
+        Endpoint("127.0.0.1", port),
+        interval_s=1.0,
+        seed=shard[0],
+        shard=shard,
+        connection="rack",
+    )
     started = time.monotonic()
     task = asyncio.create_task(fleet.run())
     while fleet.up() < len(fleet.agents):  # noqa: ASYNC110 - polling a count, not an event
@@ -143,7 +127,7 @@ async def raw_publish_rate(seconds: float) -> float:
     """Messages/s one aiomqtt client publishes of an NVL72 telemetry payload (QoS 0)."""
     site = build_site("bench", [(NVL72, 1)], Fabric(0, 0))
     with spawned_broker("mosquitto") as endpoint:
-        fleet = Fleet(site, Endpoint(endpoint.host, endpoint.port), seed=0)
+        fleet = Fleet(site, Endpoint(endpoint.host, endpoint.port), seed=0, connection="rack")
         agent = fleet.agents[0]
         payload = encode(agent.telemetry(1, 0.0))
         async with aiomqtt.Client(endpoint.host, endpoint.port) as client:

@@ -47,7 +47,7 @@ async def fleet_running(fleet: Fleet) -> AsyncIterator[Fleet]:
 
 async def test_birth_then_telemetry_then_clean_deaths(mosquitto: Endpoint) -> None:
     site = generated_site(SITE, 2, "hgx-h100")
-    fleet = Fleet(site, mosquitto, interval_s=0.2, seed=1)
+    fleet = Fleet(site, mosquitto, interval_s=0.2, seed=1, connection="rack")
     watcher = Link(mosquitto, "watch-1", subscriptions=[(f"aidc/v1/{SITE}/#", 1)])
     async with running(watcher) as inbox:
         async with fleet_running(fleet):
@@ -75,7 +75,7 @@ async def test_birth_then_telemetry_then_clean_deaths(mosquitto: Endpoint) -> No
 
 async def test_assignment_drives_the_devices_and_faults_show(mosquitto: Endpoint) -> None:
     site = generated_site(SITE, 1, "hgx-h100")
-    fleet = Fleet(site, mosquitto, interval_s=0.2, seed=2)
+    fleet = Fleet(site, mosquitto, interval_s=0.2, seed=2, connection="rack")
     agent, link = fleet.agents[0], fleet.connections[0].link
     core = Link(mosquitto, "core-2", subscriptions=[(f"aidc/v1/{SITE}/telemetry/+/+", 0)])
     async with running(core) as inbox, fleet_running(fleet):
@@ -127,7 +127,7 @@ async def test_assignment_drives_the_devices_and_faults_show(mosquitto: Endpoint
 
 async def test_power_loss_fires_the_will_then_the_node_comes_back(mosquitto: Endpoint) -> None:
     site = generated_site(SITE, 1, "lpu")
-    fleet = Fleet(site, mosquitto, interval_s=0.2, seed=3)
+    fleet = Fleet(site, mosquitto, interval_s=0.2, seed=3, connection="rack")
     agent = fleet.agents[0]
     watcher = Link(mosquitto, "watch-3", subscriptions=[(f"aidc/v1/{SITE}/#", 1)])
     async with running(watcher) as inbox, fleet_running(fleet):
@@ -146,9 +146,40 @@ async def test_power_loss_fires_the_will_then_the_node_comes_back(mosquitto: End
         )
 
 
+async def test_a_rack_behind_a_gateway_loses_power_alone(mosquitto: Endpoint) -> None:
+    site = generated_site(SITE, 3, "hgx-h100")
+    fleet = Fleet(site, mosquitto, interval_s=0.2, seed=6)
+    (gateway,) = fleet.connections
+    agent = fleet.agents[1]
+    watcher = Link(mosquitto, "watch-6", subscriptions=[(f"aidc/v1/{SITE}/#", 1)])
+    async with running(watcher) as inbox, fleet_running(fleet):
+        await until(lambda: all(a.seq > 0 for a in fleet.agents))
+        births = inbox.decoded(Birth)
+        assert {b.gateway for b in births} == {gateway.id}
+        loss = InjectFault(
+            id="p-6", target=agent.nodes[0], kind="power_loss", params={"duration_s": 1.0}
+        )
+        await watcher.publish(
+            agent_topic(AgentTopic.AGENTCMD, SITE, agent.rack, gateway.id), encode(loss), qos=1
+        )
+        await until(lambda: any(d.agent == agent.id for d in inbox.decoded(Death)))
+        (death,) = inbox.decoded(Death)
+        assert not death.clean
+        assert gateway.link.connected.is_set(), "the gateway stays up for the other racks"
+        await until(lambda: [b.agent for b in inbox.decoded(Birth)].count(agent.id) == 2)
+    # in the order the broker passed them on: nothing of the rack between its death and birth
+    order = [decode_message(m.topic.value, bytes(m.payload))[1] for m in inbox.messages]
+    died = next(i for i, m in enumerate(order) if isinstance(m, Death))
+    born = next(i for i, m in enumerate(order) if i > died and isinstance(m, Birth))
+    between = [m for m in order[died:born] if isinstance(m, Telemetry)]
+    assert between, "the other racks kept reporting"
+    assert not [m for m in between if agent.id in m.agents]
+    assert any(m.agents == ["r001", "r003"] for m in between)
+
+
 async def test_agents_rebirth_when_asked_and_when_a_core_comes_online(mosquitto: Endpoint) -> None:
     site = generated_site(SITE, 1, "nvl72")
-    fleet = Fleet(site, mosquitto, interval_s=0.5, seed=4)
+    fleet = Fleet(site, mosquitto, interval_s=0.5, seed=4, connection="rack")
     agent = fleet.agents[0]
     watcher = Link(mosquitto, "watch-4", subscriptions=[(f"aidc/v1/{SITE}/birth/+/+", 1)])
     async with running(watcher) as inbox, fleet_running(fleet):
@@ -171,7 +202,7 @@ async def test_a_bug_in_handling_a_message_leaves_the_agent_on_the_air(
     mosquitto: Endpoint, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     site = generated_site(SITE, 1, "hgx-h100")
-    fleet = Fleet(site, mosquitto, interval_s=0.5, seed=5)
+    fleet = Fleet(site, mosquitto, interval_s=0.5, seed=5, connection="rack")
     agent = fleet.agents[0]
 
     def broken(assignment: Assignment) -> None:

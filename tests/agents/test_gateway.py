@@ -185,8 +185,11 @@ def test_the_fleet_clock_follows_the_core() -> None:
     assert clock.advance(10.0) == pytest.approx(5.0)
     clock.heard(2005.0 + 10 * MAX_STEP_S, 0.0, wall_now=11.0)
     assert clock.advance(12.0) == 0.0, "a jump is followed, not replayed"
+    clock.heard(1500.0, 0.0, wall_now=12.5)  # a new core, earlier in simulated time
+    assert clock.advance(13.0) == 0.0
+    assert clock.sim_time == 1500.0
     clock.forget()
-    assert clock.advance(13.0) == 1.0
+    assert clock.advance(14.0) == 1.0
 
 
 def test_agents_idle_without_assignments_no_sooner_than_the_keepalive_allows() -> None:
