@@ -10,6 +10,7 @@ import re
 import socket
 import ssl
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from paho.mqtt.properties import Properties
 
 from protocols.endpoint import Endpoint
 from protocols.errors import AidcError
+from protocols.inbox import DEFAULT_MAX_BYTES, ReceiveQueue
 
 log = logging.getLogger("aidc.link")
 
@@ -169,6 +171,10 @@ class Link:
     `will(session)` builds the will for each new connection; `on_connect(session)` runs after
     every (re)connect, once the subscriptions are in place, so the owner can (re)publish its
     birth. `session` counts successful connections from 1.
+
+    What arrives waits in `inbox`, one ReceiveQueue for the link's life: it holds at most
+    `inbox_bytes` of telemetry, assignments and state views, sheds the oldest of them beyond
+    that and counts them (`shed`, `shed_total`, across reconnects), and keeps everything else.
     """
 
     def __init__(
@@ -183,6 +189,7 @@ class Link:
         keepalive_s: int = 30,
         backoff: Backoff | None = None,
         logger: logging.Logger = log,
+        inbox_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.endpoint = endpoint
         self.client_id = client_id
@@ -199,6 +206,17 @@ class Link:
         self._client: aiomqtt.Client | None = None
         self._aborted = False
         self._gone = asyncio.Event()
+        self.inbox = ReceiveQueue(inbox_bytes)
+
+    @property
+    def shed(self) -> Counter[str]:
+        """Messages shed unread since the link was made, by agent (or `state/{view}`)."""
+        return self.inbox.shed
+
+    @property
+    def shed_total(self) -> int:
+        """Messages shed unread since the link was made."""
+        return self.inbox.shed_total
 
     def _new_client(self) -> aiomqtt.Client:
         endpoint = self.endpoint
@@ -206,7 +224,7 @@ class Link:
         if self.mqtt5 and self._persistent:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             endpoint.host,
             endpoint.port,
             username=endpoint.username,
@@ -224,6 +242,11 @@ class Link:
             else None,
             logger=_MQTT_LOG,
         )
+        # aiomqtt makes an unbounded queue per client and offers no way to hand it one made
+        # already (its queue_type is called with maxsize only); ours is bounded, and outlives
+        # the connection, so what was received before a drop is still handed on after it.
+        client._queue = self.inbox
+        return client
 
     async def run(self, on_message: MessageHandler) -> None:
         """Stay connected and hand every message to `on_message`, until cancelled."""
@@ -348,9 +371,9 @@ class Link:
 
     async def abort(self) -> None:
         """Drop the connection without a DISCONNECT, as a power loss would, so the broker
-        sends the will; returns once `run` has seen the connection go (at most
-        ABORT_WAIT_S), so the owner can then cancel it without a DISCONNECT racing the
-        closed socket."""
+        sends the will; what was received but not yet handed on is lost with it. Returns once
+        `run` has seen the connection go (at most ABORT_WAIT_S), so the owner can then cancel
+        it without a DISCONNECT racing the closed socket."""
         client = self._client
         if client is None:
             return
@@ -360,6 +383,7 @@ class Link:
         if isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+        self.inbox.discard()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ABORT_WAIT_S):
                 await self._gone.wait()

@@ -190,6 +190,7 @@ class Snapshot:
     commands: dict[tuple[str, bool], int]
     rejected: dict[str, int]
     ingested: int
+    telemetry_dropped: int
     ticks: int
 
 
@@ -297,6 +298,7 @@ class CoreMetrics:
             commands=dict(core.commands),
             rejected=dict(core.complaints.counts),
             ingested=fleet.counts.ingested,
+            telemetry_dropped=core.telemetry_shed_total,
             ticks=core.tick,
         )
 
@@ -502,6 +504,18 @@ class _Families(Collector):
                     "aidc_messages_ingested", "Telemetry messages stored.", labels=["site"]
                 ),
                 snap.ingested,
+            ),
+            (
+                # one series for the site, not one per agent: a million GPUs are ~14k agents,
+                # and a core that falls behind sheds them all alike (its log and events say
+                # how many agents; the counts by agent are the core link's `shed`)
+                CounterMetricFamily(
+                    "aidc_telemetry_dropped",
+                    "Telemetry messages the core shed unread: it ingested slower than the fleet "
+                    "published.",
+                    labels=["site"],
+                ),
+                snap.telemetry_dropped,
             ),
             (
                 CounterMetricFamily(

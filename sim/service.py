@@ -30,6 +30,7 @@ from protocols.commands import (
 from protocols.complaints import Complaints
 from protocols.endpoint import Endpoint
 from protocols.errors import MessageError
+from protocols.limits import MIB
 from protocols.link import Link, LinkDown
 from protocols.messages import (
     CoreClock,
@@ -87,6 +88,13 @@ short of room is warned about (before, its room may still be on its way)."""
 """Events a `query what=events` can read back."""
 CONTROL_WAIT_S = 10.0
 """How long a reconnected core waits for its command connection before it says it is online."""
+INBOX_BYTES = 64 * MIB
+"""The telemetry the core's fleet connection holds unread before it sheds the oldest: about
+2,600 NVL72 racks' messages (19 KB each, and 6 KiB of MQTT 5 properties), 1.9 s of a 100k-GPU
+site's telemetry, 0.2 s of a million-GPU one's. A backlog that outgrows it is a core ingesting
+slower than its fleet publishes, which holding more would only make staler; tens of MB."""
+SHED_WARNING_EVERY_S = 10.0
+"""The core warns that it sheds telemetry at most this often (wall seconds), with the count."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,7 @@ class CoreService:
         state_db: str | Path = ":memory:",
         pools: Sequence[PoolSpec] = defaults.POOLS,
         traffic: Mapping[str, TrafficProfile] = defaults.TRAFFIC,
+        inbox_bytes: int = INBOX_BYTES,
     ) -> None:
         self.site = site
         self.tick_s = tick_s
@@ -170,7 +179,11 @@ class CoreService:
             ),
             on_connect=self._online,
             persistent=True,
+            inbox_bytes=inbox_bytes,
         )
+        self._shed_seen: tuple[int, Counter[str]] = (0, Counter())
+        """The telemetry shed, in all and by agent, when the core last warned of it."""
+        self._shed_since, self._shed_warned_at = time.monotonic(), -float("inf")
         self.control_link = Link(
             endpoint,
             f"aidc-core-{site}-control",
@@ -427,7 +440,36 @@ class CoreService:
         """Telemetry messages dropped unread since the start (the receive queue was full)."""
         return 0
 
+    @property
+    def telemetry_shed_total(self) -> int:
+        """Telemetry messages the core shed unread since it started (its queue was full)."""
+        return self.link.inbox.shed_kinds[TopicKind.TELEMETRY]
+
+    def _warn_of_shedding(self) -> None:
+        """A warning event (and log line) when the core has shed telemetry since it last said
+        so, at most every SHED_WARNING_EVERY_S: how many messages, of how many agents."""
+        now, total = time.monotonic(), self.telemetry_shed_total
+        seen_total, seen = self._shed_seen
+        if total == seen_total:
+            self._shed_since = now  # nothing new: a later warning counts from here
+            return
+        if now - self._shed_warned_at < SHED_WARNING_EVERY_S:
+            return
+        # by agent, the fleet connection counts only telemetry: nothing else it hears is shed
+        shed = self.link.shed
+        agents = sum(1 for agent, count in shed.items() if count > seen[agent])
+        messages = total - seen_total
+        sentence = (
+            f"the core shed {messages:,} telemetry {_plural(messages, 'message')} of "
+            f"{agents:,} {_plural(agents, 'agent')} in the last {now - self._shed_since:.1f} s: "
+            "its ingest is behind"
+        )
+        log.warning("%s", sentence)
+        self._event("warning", "core", "telemetry-shed", sentence)
+        self._shed_seen, self._shed_since, self._shed_warned_at = (total, Counter(shed)), now, now
+
     def _record(self, report: TickReport) -> None:
+        self._warn_of_shedding()
         for finding in report.findings:
             self._event(finding.severity, finding.subject, finding.kind, finding.message)
         for sentence in report.happened:
@@ -491,6 +533,10 @@ class CoreService:
             with contextlib.suppress(LinkDown):
                 self.link.send(topic, encode(assignment))
         self._assign_ms = (time.perf_counter() - started) * 1e3
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}s"
 
 
 def is_about(subject: str, node: str) -> bool:

@@ -1,0 +1,120 @@
+"""A core that sheds telemetry says so: its Prometheus counter counts the drops, and a warning
+event names them, at most every SHED_WARNING_EVERY_S."""
+
+import time
+import types
+
+import aiomqtt
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from protocols.codec import encode
+from protocols.endpoint import Endpoint
+from protocols.inbox import charge
+from protocols.topics import AgentTopic, agent_topic
+from sim import service
+from sim.metrics import CoreMetrics, Selection, render
+from sim.service import SHED_WARNING_EVERY_S, CoreService
+from sim.world import TickReport
+from tests.samples import SAMPLES
+
+SITE = "s1"
+PAYLOAD = bytes(1000)
+
+
+def received(core: CoreService, kind: AgentTopic, agent: str, payload: bytes) -> None:
+    """A message reaches the core's fleet connection, as aiomqtt's reader hands it over."""
+    topic = agent_topic(kind, SITE, agent, agent)
+    core.link.inbox.put_nowait(aiomqtt.Message(topic, payload, 0, False, 0, None))
+
+
+def small_core() -> CoreService:
+    """A core (never connected) whose fleet connection holds two telemetry messages."""
+    each = charge(
+        aiomqtt.Message(
+            agent_topic(AgentTopic.TELEMETRY, SITE, "r1", "r1"), PAYLOAD, 0, False, 0, None
+        )
+    )
+    return CoreService(Endpoint("127.0.0.1", 1), SITE, inbox_bytes=2 * each)
+
+
+def dropped(core: CoreService) -> float:
+    text = b"".join(render(CoreMetrics(core).snapshot(Selection.parse("")))).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    [sample] = families["aidc_telemetry_dropped"].samples
+    assert sample.name == "aidc_telemetry_dropped_total"
+    assert sample.labels == {"site": SITE}
+    return sample.value
+
+
+def test_the_metrics_count_the_telemetry_the_core_shed() -> None:
+    core = small_core()
+    assert dropped(core) == 0
+    birth = encode(SAMPLES["birth"][0])
+    for n in range(10):
+        received(core, AgentTopic.TELEMETRY, f"r{n % 3}", PAYLOAD)
+        received(core, AgentTopic.BIRTH, f"r{n % 3}", birth)
+    assert core.telemetry_shed_total == 8
+    assert dropped(core) == 8
+    assert core.link.inbox.qsize() == 12  # ten births and the two newest telemetry messages
+
+
+class WallClock:
+    """The core's wall clock (time.monotonic), moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> WallClock:
+    wall = WallClock()
+    fake = types.SimpleNamespace(monotonic=wall.monotonic, time=time.time)
+    monkeypatch.setattr(service, "time", fake)
+    return wall
+
+
+def warnings(core: CoreService) -> list[str]:
+    return [e.message for e in core.events if e.kind == "telemetry-shed"]
+
+
+def test_a_warning_names_the_shortfall_at_most_every_ten_seconds(clock: WallClock) -> None:
+    core = small_core()
+    report = TickReport(0.0)
+    core._record(report)
+    assert warnings(core) == []
+
+    clock.now += 1.0
+    for n in range(7):
+        received(core, AgentTopic.TELEMETRY, f"r{n % 4}", PAYLOAD)
+    core._record(report)
+    assert warnings(core) == [
+        "the core shed 5 telemetry messages of 4 agents in the last 1.0 s: its ingest is behind"
+    ]
+    [event] = core.events
+    assert (event.severity, event.subject) == ("warning", "core")
+
+    clock.now += SHED_WARNING_EVERY_S / 2
+    received(core, AgentTopic.TELEMETRY, "r9", PAYLOAD)
+    core._record(report)
+    assert len(warnings(core)) == 1, "warned again within SHED_WARNING_EVERY_S"
+
+    clock.now += SHED_WARNING_EVERY_S / 2
+    received(core, AgentTopic.TELEMETRY, "r9", PAYLOAD)
+    core._record(report)
+    assert warnings(core)[1:] == [
+        "the core shed 2 telemetry messages of 2 agents in the last 10.0 s: its ingest is behind"
+    ]
+
+    clock.now += 3 * SHED_WARNING_EVERY_S
+    core._record(report)
+    assert len(warnings(core)) == 2, "warned with nothing shed"
+    clock.now += 1.0
+    received(core, AgentTopic.TELEMETRY, "r1", PAYLOAD)
+    core._record(report)
+    assert warnings(core)[2:] == [
+        "the core shed 1 telemetry message of 1 agent in the last 1.0 s: its ingest is behind"
+    ]
