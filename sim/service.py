@@ -428,17 +428,12 @@ class CoreService:
             time.time(),
             self._ingested / elapsed_s,
             self._gpu_samples / elapsed_s,
-            self.telemetry_shed,
+            self.telemetry_shed_total,
             self._tick_ms,
             self._assign_ms,
         )
         self._ingested = self._gpu_samples = 0
         return pace
-
-    @property
-    def telemetry_shed(self) -> int:
-        """Telemetry messages dropped unread since the start (the receive queue was full)."""
-        return 0
 
     @property
     def telemetry_shed_total(self) -> int:

@@ -15,6 +15,7 @@ from paho.mqtt.properties import Properties
 from protocols.inbox import (
     MESSAGE_OVERHEAD_BYTES,
     PROPERTIES_OVERHEAD_BYTES,
+    UNREADABLE,
     ReceiveQueue,
     charge,
     shed_class,
@@ -79,10 +80,12 @@ def test_topics_are_classed_as_the_wire_contract_says() -> None:
         reply_topic(SITE, "c1"),
         core_status_topic(SITE),
         events_topic(SITE),
-        "aidc/v1/dc1/telemetry/R1/x",  # does not parse: an uppercase rack id
+        "aidc/v1/dc1/birth/R1/x",  # does not parse: an uppercase rack id
         "elsewhere/entirely",
     ]
     assert [shed_class(topic) for topic in never] == [None] * len(never)
+    # telemetry whose ids do not parse is shed all the same: a flood of it is bounded too
+    assert shed_class("aidc/v1/dc1/telemetry/R1/x") == (TopicKind.TELEMETRY, UNREADABLE)
 
 
 def test_the_bound_holds_and_the_oldest_sheddable_message_goes_first() -> None:

@@ -56,6 +56,8 @@ def test_the_metrics_count_the_telemetry_the_core_shed() -> None:
         received(core, AgentTopic.BIRTH, f"r{n % 3}", birth)
     assert core.telemetry_shed_total == 8
     assert dropped(core) == 8
+    views = core.build_views(TickReport(1.0), core._pace(1.0))
+    assert views.summary.telemetry_dropped == 8
     assert core.link.inbox.qsize() == 12  # ten births and the two newest telemetry messages
 
 
