@@ -82,14 +82,14 @@ class Site:
     racks: tuple[Rack, ...]
     fabric: Fabric
 
-    @property
+    @functools.cached_property
     def gpus(self) -> int:
         """GPUs in the site."""
         return sum(r.kind.nodes_per_rack * r.kind.gpus_per_node for r in self.racks)
 
-    @property
+    @functools.cached_property
     def nics(self) -> int:
-        """Back-end NICs in the site."""
+        """Back-end NICs in the site (kept: every switch port's peer asks)."""
         return sum(r.kind.nodes_per_rack * r.kind.nics_per_node for r in self.racks)
 
     @functools.cached_property

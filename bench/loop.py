@@ -96,18 +96,23 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-async def measure(gpus: int, connection: str, fleets: int, seconds: float) -> dict[str, float]:
+async def measure(
+    gpus: int, connection: str, fleets: int, seconds: float, switches: bool
+) -> dict[str, float]:
     """One run of the whole loop; its figures."""
     racks = max(1, round(gpus / GPUS_PER_RACK))
     with tempfile.TemporaryDirectory() as tmp, spawned_broker("mosquitto") as endpoint:
         logs = Path(tmp)
+        topology = logs / "site.toml"
+        fabric = "" if switches else "\n[fabric]\nleaves = 0\nspines = 0\n"
+        topology.write_text(f'[[racks]]\nkind = "nvl72"\ncount = {racks}\n{fabric}')
         url = f"mqtt://127.0.0.1:{endpoint.port}"
         broker = broker_pid()
         core = aidc("core", "--broker", url, "--site", SITE, log=logs / "core.log")
         shards = [
             aidc(
                 "agents",
-                *("--broker", url, "--site", SITE, "--racks", str(racks), "--rack-kind", "nvl72"),
+                *("--broker", url, "--site", SITE, "--topology", str(topology)),
                 *("--connection", connection, "--interval", "1", "--shard", f"{i}/{fleets}"),
                 log=logs / f"agents{i}.log",
             )
@@ -208,16 +213,25 @@ def main() -> None:
     parser.add_argument("--connections", default="gateway,rack", help="gateway, rack or node")
     parser.add_argument("--fleets", type=int, default=1, help="fleet shard processes")
     parser.add_argument("--seconds", type=float, default=60.0, help="measuring window")
+    parser.add_argument(
+        "--no-switches",
+        action="store_true",
+        help="no switch agents (the fabric a topology gets by default has a leaf per 32 NICs: "
+        "46,877 switches and 3M ports at a million GPUs)",
+    )
     args = parser.parse_args()
     print(
         f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; 1 s interval and tick; "
-        f"NVL72 racks; {args.fleets} fleet process(es); medians over {args.seconds:g} s"
+        f"NVL72 racks{' (no switch agents)' if args.no_switches else ' and their switches'}; "
+        f"{args.fleets} fleet process(es); medians over {args.seconds:g} s"
     )
     print(HEADER)
     print("|" + "|".join("-" * (len(c) + 2) for c in HEADER.split("|")[1:-1]) + "|")
     for gpus in (int(g) for g in args.gpus.split(",")):
         for connection in args.connections.split(","):
-            figures = asyncio.run(measure(gpus, connection, args.fleets, args.seconds))
+            figures = asyncio.run(
+                measure(gpus, connection, args.fleets, args.seconds, not args.no_switches)
+            )
             print(row(connection, figures), flush=True)
 
 

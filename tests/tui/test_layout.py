@@ -1,12 +1,14 @@
 """The header and the tables at every terminal width from 80 columns up: each line fits, the
 least needed parts and columns go first, and no figure is ever cut."""
 
+import msgspec
 import pytest
 from rich.cells import cell_len
 from textual.pilot import Pilot
 
 from tests.tui.constructed import SUMMARY, fed, feed_site
 from tests.tui.pilots import until
+from tui import format as fmt
 from tui.app import AidcApp
 from tui.picture import SitePicture
 from tui.screens.pools import POOL_COLUMNS
@@ -95,3 +97,20 @@ async def test_a_dialog_fits_an_80_column_terminal() -> None:
         await pilot.press("s")
         cancel = app.screen.query_one("#cancel")
         assert cancel.region.right <= 80, cancel.region
+
+
+@pytest.mark.parametrize(("age", "style"), [(0.8, "green"), (2.5, "yellow"), (9.0, "bold red")])
+def test_the_header_shows_how_old_the_data_is_in_colour(age: float, style: str) -> None:
+    picture = _picture()
+    assert picture.summary is not None
+    picture.summary = msgspec.structs.replace(
+        picture.summary, telemetry_age_p99_s=age, telemetry_dropped=12 if age > 5 else 0
+    )
+    header = overview(picture, URL, read_only=False, width=200)
+    first = header.plain.split("\n")[0]
+    assert f"data {fmt.seconds(age)}" in first
+    (span,) = [s for s in header.spans if header.plain[s.start : s.end] == fmt.seconds(age)]
+    assert str(span.style) == style
+    assert ("shed 12" in first) == (age > 5)
+    narrow = overview(picture, URL, read_only=False, width=80).plain.split("\n")[0]
+    assert ("data" in narrow) == (style != "green"), "stale data shows on a narrow screen too"

@@ -17,6 +17,12 @@ NARROW_SEP = (" │ ", DIM)
 NARROW_BELOW = 120
 SLO_GOOD = 0.99
 SLO_WARN = 0.90
+FRESH_S = 2.0
+"""Telemetry whose p99 age is at most this is fresh: the closed loop's goal at the default 1 s
+interval (issue 16)."""
+STALE_S = 3.0
+"""Beyond this it is stale: the core counts a node lost after 3 silent intervals
+(sim.liveness.STALE_INTERVALS), 3 s at the default interval."""
 WIDE = 1000
 """The width the header is laid out for when it is not on a screen (tests, logs)."""
 
@@ -83,7 +89,24 @@ def first_line(picture: SitePicture, url: str, read_only: bool) -> list[Part]:
             (2, [(clock, "bold"), (" UTC ", DIM), (f"x{summary.speed:g}", "bold cyan")]),
             (6, [(f"  tick {summary.tick:,}", DIM)]),
         ]
-    return parts + _status(picture, url)
+    return parts + _status(picture, url) + _freshness(picture)
+
+
+def _freshness(picture: SitePicture) -> list[Part]:
+    """How old the telemetry behind the figures is, and what the core shed: green while
+    fresh, kept on a narrow screen once it is not."""
+    summary = picture.summary
+    if summary is None or not summary.telemetry_age_p99_s:
+        return []
+    age = summary.telemetry_age_p99_s
+    style = GOOD if age <= FRESH_S else WARN if age <= STALE_S else BAD
+    parts: list[Part] = [
+        (1 if style != GOOD else 5, [SEP, ("data ", DIM), (fmt.seconds(age), style)]),
+        (6, [(" old (p99)", DIM)]),
+    ]
+    if summary.telemetry_dropped:
+        parts.append((1, [(f"  shed {summary.telemetry_dropped:,}", BAD)]))
+    return parts
 
 
 def second_line(picture: SitePicture, url: str) -> list[Part]:
