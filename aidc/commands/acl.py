@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"agent ids {sorted(reserved)} clash with role names")
     write_acl(directory, args.site, agents, args.port)
     print(
-        f"aidc acl: {len(agents):,} agents and 3 roles for site {args.site} in {directory}; "
+        f"aidc acl: {len(agents):,} agent logins and 3 roles for site {args.site} in {directory}; "
         f"run `mosquitto -c {directory / 'mosquitto.conf'}`; passwords are in "
         f"{directory / 'secrets'} (give them with --password-file)"
     )
