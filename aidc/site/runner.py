@@ -17,10 +17,12 @@ T = TypeVar("T")
 
 PAUSE_BEFORE_TICK_S = 0.01
 """Lockstep stops the manual clock this far before a tick while the agents report."""
-FRESH_WAIT_S = 1.0
+FRESH_WAIT_S = 5.0
 """How long lockstep waits for an agent's report before ticking without it (a busy machine
-can delay a report well past its interval; an agent that died is not waited for once its
-death has arrived)."""
+can delay a report well past its interval, and the report must follow the core's clock
+message, then the fleet's next step; an agent that died is not waited for once its death has
+arrived). A tick without it counts the agent's nodes lost, and the run is no longer the
+seed's alone: 1-2 s proved too short on a loaded 2-core machine."""
 PUBLISH_WAIT_S = 10.0
 BIRTH_WAIT_S = 30.0
 

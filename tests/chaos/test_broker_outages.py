@@ -66,8 +66,11 @@ class Returns:
     async def put(self, message: aiomqtt.Message) -> None:
         payload = bytes(message.payload)
         topic = parse_topic(message.topic.value)
-        decoder = BIRTH if topic.kind == TopicKind.BIRTH else TELEMETRY
-        self.agents.add(decoder.decode(payload).agent)
+        if topic.kind == TopicKind.BIRTH:
+            self.agents.add(BIRTH.decode(payload).agent)
+        else:  # a gateway's batch speaks for the racks it lists
+            telemetry = TELEMETRY.decode(payload)
+            self.agents.update(telemetry.agents or [telemetry.agent])
 
 
 async def test_agents_are_born_again_within_5_s_of_each_broker_return(site: LiveSite) -> None:
