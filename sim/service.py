@@ -471,8 +471,8 @@ class CoreService:
             self._event("info", "control", "control", sentence)
         for pool, sentence in report.autoscaled:
             self._event("info", f"pool/{pool}", "autoscale", sentence)
-        if time.monotonic() - self._last_birth < BIRTHS_SETTLE_S:
-            return  # room still arrives with the fleet's births
+        if not self.fleet.agents or time.monotonic() - self._last_birth < BIRTHS_SETTLE_S:
+            return  # room still arrives with the fleet's births (none has come yet)
         for sentence in report.unplaced:
             if sentence not in self._said:  # a pool that cannot grow says so once
                 self._said.add(sentence)
