@@ -283,6 +283,12 @@ class AgentConnection(Connection):
         return 1
 
 
+def first_nodes(agents: Sequence[Agent]) -> npt.NDArray[np.intp]:
+    """Where each agent's nodes begin when their nodes are numbered agent after agent."""
+    counts = [len(agent.nodes) for agent in agents]
+    return np.cumsum([0, *counts[:-1]], dtype=np.intp)
+
+
 @dataclasses.dataclass(frozen=True)
 class Batch:
     """Racks of one group that travel in one telemetry message."""
@@ -358,9 +364,7 @@ class Gateway(Connection):
             first, last = agents[0].rack_index, agents[-1].rack_index
             if last - first + 1 != len(agents):
                 raise ValueError("a gateway's racks of a group must be the group's, in order")
-            counts = [len(a.nodes) for a in agents]
-            starts = np.cumsum([0, *counts[:-1]], dtype=np.intp)
-            batches.append(Batch(group, slice(first, last + 1), agents, starts))
+            batches.append(Batch(group, slice(first, last + 1), agents, first_nodes(agents)))
         return batches
 
     def publishers(self) -> list[Publisher]:
@@ -374,16 +378,15 @@ class Gateway(Connection):
     def telemetry(self, batch: Batch) -> Telemetry | None:
         """The next telemetry message of a batch's racks that have power (None if none has)."""
         racks: slice | npt.NDArray[np.intp] = batch.racks
-        agents, first_nodes = batch.agents, batch.first_nodes
+        agents, starts = batch.agents, batch.first_nodes
         if not all(agent.powered for agent in agents):
             agents = [agent for agent in batch.agents if agent.powered]
             if not agents:
                 return None
-            counts = [len(a.nodes) for a in agents]
-            first_nodes = np.cumsum([0, *counts[:-1]], dtype=np.intp)
+            starts = first_nodes(agents)
             racks = np.array([a.rack_index for a in agents], dtype=np.intp)
         blocks: dict[str, Any] = {
-            device.name: pack_racks(device, racks, first_nodes) for device in batch.group.devices
+            device.name: pack_racks(device, racks, starts) for device in batch.group.devices
         }
         for agent in agents:
             agent.seq += 1
@@ -431,13 +434,12 @@ class Gateway(Connection):
             agents = [self._by_id[name] for name in names]
         except KeyError as error:
             raise ValueError(f"assignment names agent {error.args[0]!r}, not one of ours") from None
-        counts = [len(a.nodes) for a in agents]
         listing = Listing(
             list(names),
-            np.cumsum([0, *counts[:-1]], dtype=np.intp),
+            first_nodes(agents),
             np.array([self._groups.index(a.group) for a in agents], dtype=np.intp),
             np.array([a.rack_index for a in agents], dtype=np.intp),
-            sum(counts),
+            sum(len(a.nodes) for a in agents),
         )
         self._listings[names[0]] = listing
         return listing
