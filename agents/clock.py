@@ -1,6 +1,8 @@
 """The fleet's simulated clock: it follows the core's, as the core announces it every tick,
 so device physics runs `speed` times faster than the wall and stops on a manual clock."""
 
+from collections.abc import Callable
+
 MAX_STEP_S = 3600.0
 """The most simulated seconds one step may advance: a core whose clock jumps further (a
 replay seeking, a manual clock advanced by hours at once) is followed without replaying
@@ -17,8 +19,11 @@ class FleetClock:
     """Simulated seconds for the physics to step by, from the core's last announced time and
     rate (or the wall clock, at 1x, while no core announces one)."""
 
-    def __init__(self, wall_now: float) -> None:
+    def __init__(self, wall_now: float, on_manual_tick: Callable[[], None] | None = None) -> None:
         self._wall = wall_now
+        self._on_manual_tick = on_manual_tick
+        """Called when a manual clock moves: the physics steps to the tick at once, before
+        whatever the core sends after it, so a seed's run does not depend on timing."""
         self._core: tuple[float, float, float] | None = None
         """The core's simulated time, its speed, and the wall time we heard it."""
         self._stepped: float | None = None
@@ -27,6 +32,8 @@ class FleetClock:
     def heard(self, sim_time: float, speed: float, wall_now: float) -> None:
         """The core says its clock reads `sim_time` and runs at `speed` (0: manual)."""
         self._core = (sim_time, max(speed, 0.0), wall_now)
+        if speed <= 0 and self._on_manual_tick is not None:
+            self._on_manual_tick()
 
     def forget(self) -> None:
         """The core went offline: run on the wall clock again."""

@@ -1,8 +1,9 @@
 """A fleet: every agent of a site (or of one shard of it) in one process and one TaskGroup.
 
 Devices of the same shape are stepped together once per interval, by the simulated seconds
-the core's clock has moved; each message then goes out at its own phase within the interval,
-so the broker sees a steady stream, not a burst.
+the core's clock has moved (on a manual clock, as soon as the core announces a tick, with
+the loads of the tick before); each message then goes out at its own phase within the
+interval, so the broker sees a steady stream, not a burst.
 """
 
 import asyncio
@@ -69,7 +70,7 @@ class Fleet:
         self.interval_s = interval_s
         self.rng = np.random.default_rng(seed)
         self.complaints = Complaints(log)
-        self.clock = FleetClock(time.monotonic())
+        self.clock = FleetClock(time.monotonic(), on_manual_tick=self._step)
         self.groups = _groups(site, shard, seed, fault_rates or {})
         self.agents: list[Agent] = []
         for group in self.groups:
@@ -190,10 +191,7 @@ class Fleet:
         loop = asyncio.get_running_loop()
         start = loop.time()
         while True:
-            dt = self.clock.advance(time.monotonic())
-            if dt > 0:  # a frozen clock draws no noise: a seed's run depends on it alone
-                for group in self.groups:
-                    group.step(dt, self.rng)
+            self._step()
             monotonic = time.monotonic()
             for agent in self.agents:
                 agent.expire(monotonic)
@@ -205,6 +203,13 @@ class Fleet:
             if loop.time() > start:  # overloaded: start the next interval now
                 start = loop.time()
             await _sleep_until(loop, start)
+
+    def _step(self) -> None:
+        """Step every device by the simulated seconds since the last step."""
+        dt = self.clock.advance(time.monotonic())
+        if dt > 0:  # a frozen clock draws no noise: a seed's run depends on it alone
+            for group in self.groups:
+                group.step(dt, self.rng)
 
 
 def gateway_id(shard: tuple[int, int]) -> str:

@@ -489,7 +489,13 @@ class CoreService:
         return self.views_sent
 
     async def _publish(self, report: TickReport, pace: Pace, dt: float) -> None:
+        # Every view and load is computed before the first await: telemetry that arrives
+        # meanwhile (a fleet on a manual clock steps as soon as it hears the clock) belongs
+        # to the next tick. The loads are sent after the clock, so a fleet always steps a
+        # tick with the loads of the tick before, whatever the timing.
         views = self.build_views(report, pace)
+        self._last_fabric = self.fabric.view(report.time)
+        self._assign(report.time, dt)
         clock = CoreClock(report.time, self.clock.speed, self.tick)
         await self._send(core_clock_topic(self.site), encode(clock), retain=True)
         await self._send(state_topic(self.site, StateView.SUMMARY), encode(views.summary))
@@ -498,9 +504,7 @@ class CoreService:
         if self._pending_events:
             events, self._pending_events = self._pending_events, []
             await self._send(events_topic(self.site), encode(Events(events)), qos=1)
-        self._last_fabric = self.fabric.view(report.time)
         await self._send(state_topic(self.site, StateView.FABRIC), encode(self._last_fabric))
-        self._assign(report.time, dt)
         await self._flush_agent_commands()
 
     def _assign(self, now: float, dt: float) -> None:
