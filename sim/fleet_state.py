@@ -190,31 +190,29 @@ class FleetState:
         """Learn an agent's nodes and devices (again, after a reconnect)."""
         rack = int(self.racks.add([birth.rack])[0])
         node_rows = self.nodes.add([n.node for n in birth.nodes])
-        for row, node in zip(node_rows.tolist(), birth.nodes, strict=True):
-            self.nodes["rack"][row] = rack
-            self.nodes["kind"][row] = NODE_KINDS[node.kind]
-            for kind, devices in _inventory(node, birth.rack).items():
-                count = len(devices)
-                table = self.devices[kind].table
-                if self.nodes[f"{kind}s"][row] != count:
-                    first = table.add_anonymous(count)
-                    self.nodes[f"first_{kind}"][row] = first[0] if count else 0
-                    self.nodes[f"{kind}s"][row] = count
-                    table["node"][first] = row
-                    table["slot"][first] = np.arange(count)
-                    self.layout_changes += 1
-                rows = self.nodes[f"first_{kind}"][row] + np.arange(count)
-                table["present"][rows] = True  # as born, until telemetry says otherwise
-                table["model"][rows] = self.models.add([model for model, _, _ in devices])
-                domains = self.domains.add([domain for _, domain, _ in devices])
-                if not np.array_equal(table["domain"][rows], domains):
-                    self.layout_changes += 1
-                table["domain"][rows] = domains
-                table["peer"][rows] = self.peers.add([peer for _, _, peer in devices])
-            gpus = self.nodes["first_gpu"][row] + np.arange(len(node.gpus))
-            self.devices["gpu"].table["uuid"][gpus] = [
-                g.uuid.encode()[:UUID_BYTES] for g in node.gpus
-            ]
+        self.nodes["rack"][node_rows] = rack
+        self.nodes["kind"][node_rows] = [NODE_KINDS[n.kind] for n in birth.nodes]
+        inventories = [_inventory(node, birth.rack) for node in birth.nodes]
+        for kind in DEVICE_BLOCKS:
+            devices = [inventory[kind] for inventory in inventories]
+            self._make_room(kind, node_rows, np.array([len(d) for d in devices], np.int32))
+            listed = [device for node in devices for device in node]
+            if not listed:
+                continue
+            models, domains, peers = (list(column) for column in zip(*listed, strict=True))
+            table = self.devices[kind].table
+            rows = self.device_rows(node_rows, kind)
+            table["present"][rows] = True  # as born, until telemetry says otherwise
+            table["model"][rows] = self.models.add(models)
+            domain_rows = self.domains.add(domains)
+            if not np.array_equal(table["domain"][rows], domain_rows):
+                self.layout_changes += 1
+            table["domain"][rows] = domain_rows
+            table["peer"][rows] = self.peers.add(peers)
+        gpus = self.device_rows(node_rows, "gpu")
+        self.devices["gpu"].table["uuid"][gpus] = [
+            g.uuid.encode()[:UUID_BYTES] for node in birth.nodes for g in node.gpus
+        ]
         self.nodes["alive"][node_rows] = True
         self.nodes["seen"][node_rows] = now
         self.nodes["interval"][node_rows] = birth.interval_s
@@ -234,6 +232,24 @@ class FleetState:
             connection=connection,
         )
         self.agent_changes += 1
+
+    def _make_room(
+        self, kind: str, node_rows: npt.NDArray[np.intp], counts: npt.NDArray[np.int32]
+    ) -> None:
+        """Give each node whose count of `kind` devices changed (a first birth, or a rebirth
+        with other hardware) fresh rows for them, numbered by slot."""
+        changed = self.nodes[f"{kind}s"][node_rows] != counts
+        if not changed.any():
+            return
+        nodes, counts = node_rows[changed], counts[changed]
+        table = self.devices[kind].table
+        rows = table.add_anonymous(int(counts.sum()))
+        firsts = rows[0] + np.cumsum(counts) - counts if rows.size else np.zeros_like(counts)
+        self.nodes[f"first_{kind}"][nodes] = firsts
+        self.nodes[f"{kind}s"][nodes] = counts
+        table["node"][rows] = np.repeat(nodes, counts)
+        table["slot"][rows] = rows - np.repeat(firsts, counts)
+        self.layout_changes += 1
 
     def on_death(self, death: Death) -> int:
         """An agent, or a gateway and every agent it speaks for in that session, died (the

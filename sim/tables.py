@@ -34,16 +34,14 @@ class Table:
 
     def add(self, ids: list[str]) -> npt.NDArray[np.intp]:
         """Rows for new ids (zeroed), or the existing rows of ids already present."""
-        rows = np.empty(len(ids), np.intp)
-        for i, item in enumerate(ids):
-            row = self.rows.get(item)
-            if row is None:
-                row = self.rows[item] = len(self.ids)
-                self.ids.append(item)
-            rows[i] = row
-        if len(self.ids) > self._capacity:
-            self._grow(len(self.ids))
-        return rows
+        known = self.rows
+        new = [item for item in dict.fromkeys(ids) if item not in known]
+        if new:
+            known.update(zip(new, range(len(self.ids), len(self.ids) + len(new)), strict=True))
+            self.ids.extend(new)
+            if len(self.ids) > self._capacity:
+                self._grow(len(self.ids))
+        return np.fromiter(map(known.__getitem__, ids), np.intp, len(ids))
 
     def add_anonymous(self, count: int) -> npt.NDArray[np.intp]:
         """`count` new rows with no id (devices, found through their node)."""
