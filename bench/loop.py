@@ -18,12 +18,16 @@ every GPU, it measures for `--seconds` and prints one row:
 - RSS of core and fleet at the window's start and end (flat means bounded);
 - the dashboard's lag: when each summary reached the client, less the simulated time it
   carries (the core's clock is the wall clock at speed 1), median and max.
+
+With `--profile DIR`, py-spy samples the core and each fleet process over the window and
+writes their collapsed stacks (`DIR/GPUS-CONN-core.txt`, ...), for flame graphs or `sort`.
 """
 
 import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -96,8 +100,45 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def profilers(
+    pids: dict[str, list[int]], seconds: float, prefix: Path
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling each process for `seconds`, its collapsed stacks in `prefix-NAME.txt`."""
+    spy = shutil.which(
+        "py-spy", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    )
+    if spy is None:
+        raise SystemExit("--profile needs py-spy: `.venv/bin/pip install py-spy`")
+    return [
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                f"{seconds:.0f}",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                f"{prefix}-{name}{i or ''}.txt",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, group in pids.items()
+        for i, pid in enumerate(group)
+    ]
+
+
 async def measure(
-    gpus: int, connection: str, fleets: int, seconds: float, switches: bool
+    gpus: int,
+    connection: str,
+    fleets: int,
+    seconds: float,
+    switches: bool,
+    profile: Path | None = None,
 ) -> dict[str, float]:
     """One run of the whole loop; its figures."""
     racks = max(1, round(gpus / GPUS_PER_RACK))
@@ -119,8 +160,11 @@ async def measure(
             for i in range(fleets)
         ]
         dashboard = Dashboard()
-        link = Link(Endpoint("127.0.0.1", endpoint.port), "bench-dashboard",
-                    subscriptions=state_subscriptions(SITE))  # fmt: skip
+        link = Link(
+            Endpoint("127.0.0.1", endpoint.port),
+            "bench-dashboard",
+            subscriptions=state_subscriptions(SITE),
+        )
         watching = asyncio.create_task(link.run(dashboard.on_message))
         try:
             expected = racks * GPUS_PER_RACK
@@ -133,6 +177,15 @@ async def measure(
             born_s = time.monotonic() - started
             await asyncio.sleep(5.0)  # settle: assignments flow, queues drain
             pids = {"core": core.pid, "fleet": [s.pid for s in shards], "broker": broker}
+            spies = (
+                profilers(
+                    {"core": [core.pid], "fleet": [s.pid for s in shards]},
+                    seconds,
+                    profile / f"{expected}-{connection}",
+                )
+                if profile
+                else []
+            )
             cpu0 = snapshot_cpu(pids)
             rss0 = snapshot_rss(pids)
             first = len(dashboard.summaries)
@@ -142,6 +195,8 @@ async def measure(
             cpu1, rss1 = snapshot_cpu(pids), snapshot_rss(pids)
             window = dashboard.summaries[first:]
             lags = dashboard.lags[first:]
+            for spy in spies:
+                spy.wait()
         finally:
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -219,7 +274,12 @@ def main() -> None:
         help="no switch agents (the fabric a topology gets by default has a leaf per 32 NICs: "
         "46,877 switches and 3M ports at a million GPUs)",
     )
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="py-spy the core and fleets into DIR"
+    )
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     print(
         f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; 1 s interval and tick; "
         f"NVL72 racks{' (no switch agents)' if args.no_switches else ' and their switches'}; "
@@ -230,7 +290,14 @@ def main() -> None:
     for gpus in (int(g) for g in args.gpus.split(",")):
         for connection in args.connections.split(","):
             figures = asyncio.run(
-                measure(gpus, connection, args.fleets, args.seconds, not args.no_switches)
+                measure(
+                    gpus,
+                    connection,
+                    args.fleets,
+                    args.seconds,
+                    not args.no_switches,
+                    args.profile,
+                )
             )
             print(row(connection, figures), flush=True)
 

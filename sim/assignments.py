@@ -188,40 +188,42 @@ class Assigner:
             yield part
 
     def _build(self, chunks: list[tuple[str, str, bool, list[tuple[str, AgentView]]]]) -> None:
-        rows: dict[str, list[npt.NDArray[np.intp]]] = {k: [] for k in self._last}
-        nodes: dict[str, list[npt.NDArray[np.intp]]] = {k: [] for k in self._last}
+        """The chunks, and the plan's device rows with their node in their chunk's message:
+        per agent, its devices' node places shifted by where its nodes begin in the message."""
+        members = [agent for *_, part in chunks for _, agent in part]
+        first_nodes: list[int] = []
+        for *_, part in chunks:
+            counts = [len(agent.node_rows) for _, agent in part]
+            first_nodes += np.cumsum([0, *counts[:-1]]).tolist()
         offset = dict.fromkeys(self._last, 0)
+        sizes: dict[str, list[int]] = {}
+        for kind in self._last:
+            sizes[kind] = [agent.device_rows[kind].size for agent in members]
+            self._rows[kind] = _joined([agent.device_rows[kind] for agent in members])
+            self._node[kind] = _joined([agent.device_nodes[kind] for agent in members]) + np.repeat(
+                np.array(first_nodes, np.intp), sizes[kind]
+            )
         self._chunks = []
-        for connection, rack, gateway, members in chunks:
+        done = 0
+        for connection, rack, gateway, part in chunks:
             start = dict(offset)
-            first_node = 0
-            for _, agent in members:
-                for kind in self._last:
-                    device_rows = agent.device_rows[kind]
-                    # device rows run node by node in the agent's node order
-                    per_node = self.fleet.nodes[f"{kind}s"][agent.node_rows]
-                    rows[kind].append(device_rows)
-                    nodes[kind].append(
-                        first_node + np.repeat(np.arange(len(agent.node_rows)), per_node)
-                    )
-                    offset[kind] += device_rows.size
-                first_node += len(agent.node_rows)
+            for kind in offset:
+                offset[kind] += sum(sizes[kind][done : done + len(part)])
+            done += len(part)
             self._chunks.append(
                 Chunk(
                     connection,
                     rack,
-                    members[0][1].session,
-                    [agent for _, agent in members],
-                    [name for name, _ in members],
+                    part[0][1].session,
+                    [agent for _, agent in part],
+                    [name for name, _ in part],
                     gateway,
                     start,
                     dict(offset),
                 )
             )
-        for kind in self._last:
-            self._rows[kind] = (
-                np.concatenate(rows[kind]).astype(np.intp) if rows[kind] else np.zeros(0, np.intp)
-            )
-            self._node[kind] = (
-                np.concatenate(nodes[kind]).astype(np.intp) if nodes[kind] else np.zeros(0, np.intp)
-            )
+
+
+def _joined(arrays: list[npt.NDArray[np.intp]]) -> npt.NDArray[np.intp]:
+    """The arrays end to end, as row indices (empty if none)."""
+    return np.concatenate(arrays).astype(np.intp, copy=False) if arrays else np.zeros(0, np.intp)

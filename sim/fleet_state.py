@@ -47,10 +47,9 @@ def _inventory(node: NodeInventory, rack: str) -> dict[str, list[tuple[str, str,
 
 @njit(cache=True)
 def _scatter(rows: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
-    for j in range(rows.shape[0]):
-        row = rows[j]
-        for lane in range(values.shape[0]):
-            out[lane, row] = values[lane, j]
+    for lane in range(values.shape[0]):  # lane by lane: each lane of `out` is contiguous
+        for j in range(rows.shape[0]):
+            out[lane, rows[j]] = values[lane, j]
 
 
 def scatter(
@@ -101,15 +100,45 @@ class DeviceTable:
         return gauges
 
     def ingest(self, rows: npt.NDArray[np.intp], record: Record, now: float) -> None:
-        """Store one telemetry block's samples in `rows`."""
+        """Store one telemetry block's samples in `rows`: column by column as slices when the
+        rows run on from one another (a gateway's batch of racks born in order), else with
+        the scatter kernel."""
+        span = _run(rows)
+        table = self.table
+        if span is None:
+            self._scatter(rows, record)
+        else:
+            gauges, counters = table["gauges"], table["counters"]
+            for lane, name in enumerate(self.gauges):
+                gauges[lane, span] = record[name]
+            for lane, name in enumerate(self.counters):
+                counters[lane, span] = record[name]
+        where = rows if span is None else span
+        table["present"][where] = True
+        table["seen"][where] = now
+        table["samples"][where] += 1
+
+    def _scatter(self, rows: npt.NDArray[np.intp], record: Record) -> None:
         gauges = np.stack([record[n] for n in self.gauges]).astype(np.float32, copy=False)
         scatter(rows, gauges, self.table["gauges"])
         if self.counters:
             counters = np.stack([record[n] for n in self.counters]).astype(np.uint64, copy=False)
             scatter(rows, counters, self.table["counters"])
-        self.table["present"][rows] = True
-        self.table["seen"][rows] = now
-        self.table["samples"][rows] += 1
+
+
+def _run(rows: npt.NDArray[np.intp]) -> slice | None:
+    """`rows` as a slice if they count up one by one, else None."""
+    if not rows.size or rows[-1] - rows[0] != rows.size - 1 or not _counts_up(rows):
+        return None
+    return slice(int(rows[0]), int(rows[-1]) + 1)
+
+
+@njit(cache=True)
+def _counts_up(rows: np.ndarray) -> bool:
+    for j in range(1, rows.shape[0]):  # noqa: SIM110 - numba compiles loops, not generators
+        if rows[j] != rows[j - 1] + 1:
+            return False
+    return True
 
 
 @dataclass
@@ -120,6 +149,8 @@ class AgentView:
     node_rows: npt.NDArray[np.intp]
     device_rows: dict[str, npt.NDArray[np.intp]]
     """Rows of every device of the agent's nodes, by kind."""
+    device_nodes: dict[str, npt.NDArray[np.intp]]
+    """For each of those rows, its node's place in `nodes`."""
     session: int
     seq: int = 0
     gaps: int = 0
@@ -128,6 +159,10 @@ class AgentView:
     rack: str = ""
     connection: str = ""
     """Who speaks for it on the wire (its topics' agent level): itself, or its gateway."""
+
+
+Speakers = tuple[list[AgentView], npt.NDArray[np.intp], dict[str, npt.NDArray[np.intp]]]
+"""The agents a message speaks for, their node rows, and their device rows by kind."""
 
 
 @dataclass
@@ -178,6 +213,9 @@ class FleetState:
         """How often an agent was born, died or came back: what was planned per agent (the
         assignment messages) is stale once it changes."""
         self.counts = Counts()
+        self._batches: dict[tuple[str, int, str], tuple[int, list[str], Speakers]] = {}
+        """The speakers of each gateway batch (by gateway, session and first agent), as of
+        `agent_changes`: a batch names the same racks tick after tick."""
         self.node_order = IdOrder(self.nodes)
         self.domain_order = IdOrder(self.domains)
         """Nodes and domains ranked by id, for a placement that is the same whatever order
@@ -222,10 +260,12 @@ class FleetState:
             self.gateways.get(before.connection, set()).discard(birth.agent)
         if birth.gateway:
             self.gateways.setdefault(birth.gateway, set()).add(birth.agent)
+        places = np.arange(node_rows.size)
         self.agents[birth.agent] = AgentView(
             [n.node for n in birth.nodes],
             node_rows,
             {kind: self.device_rows(node_rows, kind) for kind in DEVICE_BLOCKS},
+            {kind: np.repeat(places, self.nodes[f"{kind}s"][node_rows]) for kind in DEVICE_BLOCKS},
             birth.session,
             interval_s=birth.interval_s,
             rack=birth.rack,
@@ -318,9 +358,7 @@ class FleetState:
         self.counts.ingested += 1
         return None
 
-    def _speakers(
-        self, message: Telemetry
-    ) -> str | tuple[list[AgentView], npt.NDArray[np.intp], dict[str, npt.NDArray[np.intp]]]:
+    def _speakers(self, message: Telemetry) -> str | Speakers:
         """The agents a message speaks for, their node rows and device rows (in the order its
         columns number them); or why it may not speak for them."""
         if not message.agents:
@@ -349,6 +387,10 @@ class FleetState:
                 f"batch of {message.agent} has {len(message.seqs)} seqs for "
                 f"{len(message.agents)} agents, or lists nodes",
             )
+        key = (message.agent, message.session, message.agents[0])
+        cached = self._batches.get(key)
+        if cached is not None and cached[0] == self.agent_changes and cached[1] == message.agents:
+            return cached[2]
         agents = []
         for name in message.agents:
             agent = self.agents.get(name)
@@ -367,6 +409,13 @@ class FleetState:
         device_rows = {
             kind: np.concatenate([a.device_rows[kind] for a in agents]) for kind in DEVICE_BLOCKS
         }
+        if len(self._batches) >= len(self.agents) + 1:  # batches of gateways long gone
+            self._batches.clear()
+        self._batches[key] = (
+            self.agent_changes,
+            list(message.agents),
+            (agents, node_rows, device_rows),
+        )
         return agents, node_rows, device_rows
 
     def _reject(self, reason: str, sentence: str) -> str:

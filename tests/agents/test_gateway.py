@@ -84,6 +84,17 @@ def test_a_batch_naming_another_gateways_rack_is_refused() -> None:
     assert core.counts.rejected == {"identity": 1}
 
 
+def test_a_batch_accepted_once_is_refused_after_one_of_its_racks_is_reborn() -> None:
+    _, gateway = gateway_fleet(nvl72=2, hgx=0)
+    core = core_of(gateway)
+    message = gateway.telemetry(gateway.batches[0])
+    assert message is not None
+    assert core.on_telemetry(message, 2.0) is None
+    assert core.on_telemetry(message, 3.0) is None, "the same racks again"
+    core.on_birth(gateway.agents[1].birth(gateway.link.session + 1, gateway.id), now=4.0)
+    assert core.on_telemetry(message, 5.0) == f"batch of an old session of {gateway.id}"
+
+
 def test_the_gateways_death_is_every_one_of_its_racks() -> None:
     _, gateway = gateway_fleet(nvl72=3, hgx=1)
     core = core_of(gateway)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from protocols.columns import GpuColumns, layout
 from protocols.messages import Death, Telemetry
-from sim.fleet_state import FleetState, scatter
+from sim.fleet_state import DeviceTable, FleetState, scatter
 from tests import naive
 from tests.samples import SAMPLES, TELEMETRY, block
 
@@ -122,6 +122,34 @@ def test_scatter_kernel_equals_its_naive_twin(rows: int, lanes: int, seed: int) 
     scatter(picked, values, fast)
     naive.scatter(picked, values, slow)
     np.testing.assert_array_equal(fast, slow)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 30), st.booleans(), st.integers(0, 2**31))
+def test_a_block_lands_the_same_in_consecutive_rows_as_in_scattered_ones(
+    rows: int, consecutive: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    spec = layout(GpuColumns)
+    record = spec.unpack(
+        spec.pack(
+            {n: rng.integers(0, 90, rows).astype(spec.dtypes[i]) for i, n in enumerate(spec.names)}
+        ),
+        "t",
+        100,
+    )
+    devices = DeviceTable(GpuColumns)
+    devices.table.add_anonymous(rows * 3)
+    start = int(rng.integers(0, rows * 2))
+    picked = np.arange(start, start + rows) if consecutive else rng.choice(rows * 3, rows, False)
+    devices.ingest(picked.astype(np.intp), record, now=5.0)
+    expected = np.zeros((len(devices.gauges), rows * 3), np.float32)
+    naive.scatter(picked, np.stack([record[n] for n in devices.gauges]), expected)
+    np.testing.assert_array_equal(devices.table["gauges"], expected)
+    for lane, name in enumerate(devices.counters):
+        np.testing.assert_array_equal(devices.table["counters"][lane, picked], record[name])
+    assert devices.table["seen"][picked].tolist() == [5.0] * rows
+    assert int(devices.table["samples"].sum()) == rows
 
 
 def test_telemetry_without_a_birth_is_unknown() -> None:
