@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from protocols.columns import MAX_ROWS, Columns, layout
 from protocols.limits import KIB
@@ -45,6 +46,18 @@ class Chunk:
     start: dict[str, int]
     stop: dict[str, int]
     """This chunk's span of the plan's device rows, by kind."""
+
+
+@njit(cache=True)
+def mark_moved(flags: np.ndarray, rows: np.ndarray, new: np.ndarray, last: np.ndarray) -> None:
+    """Flag each j whose load `new[rows[j]]` (as float32, as it is sent) moved from what was
+    last sent, `last[rows[j]]`, past the threshold, or whose load was never sent (NaN)."""
+    for j in range(rows.shape[0]):
+        row = rows[j]
+        old = np.float64(last[row])
+        value = np.float64(np.float32(new[row]))
+        if np.isnan(old) or abs(value - old) > ABSOLUTE_CHANGE + RELATIVE_CHANGE * abs(old):
+            flags[j] = True
 
 
 class Assigner:
@@ -122,13 +135,9 @@ class Assigner:
     ) -> npt.NDArray[np.bool_]:
         """Per planned device row of `kind`: whether its load moved past the threshold."""
         rows = self._rows[kind]
-        if not rows.size:
-            return np.zeros(0, np.bool_)
-        last = self._last[kind][:, rows]
-        new = np.stack([np.asarray(values[f], np.float32)[rows] for f in layout(block).names[2:]])
-        with np.errstate(invalid="ignore"):
-            moved = np.abs(new - last) > ABSOLUTE_CHANGE + RELATIVE_CHANGE * np.abs(last)
-        flags: npt.NDArray[np.bool_] = (moved | np.isnan(last)).any(axis=0)
+        flags = np.zeros(rows.size, np.bool_)
+        for lane, name in enumerate(layout(block).names[2:]):
+            mark_moved(flags, rows, values[name], self._last[kind][lane])
         return flags
 
     def _plan(self, loads: Loads) -> None:

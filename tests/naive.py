@@ -5,6 +5,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from sim.assignments import ABSOLUTE_CHANGE, RELATIVE_CHANGE
 from sim.serving import ReplicaParams, ReplicaState, TickResult
 
 # sim/fleet_state.py
@@ -15,6 +16,19 @@ def scatter(rows: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
     for j, row in enumerate(rows):
         for lane in range(values.shape[0]):
             out[lane][row] = values[lane][j]
+
+
+# sim/assignments.py
+
+
+def mark_moved(flags: np.ndarray, rows: np.ndarray, new: np.ndarray, last: np.ndarray) -> None:
+    """Flag the rows whose float32 load moved past the threshold from what was last sent, or
+    that were never sent."""
+    for j, row in enumerate(rows):
+        old = float(last[row])
+        value = float(np.float32(new[row]))
+        if math.isnan(old) or abs(value - old) > ABSOLUTE_CHANGE + RELATIVE_CHANGE * abs(old):
+            flags[j] = True
 
 
 # sim/roofline.py
