@@ -50,23 +50,29 @@ class Fabric:
         self.fleet, self.pools = fleet, pools
         self._last: dict[str, F64] = {}
         self._last_time = 0.0
-        self._cabling: tuple[tuple[int, int], npt.NDArray[np.int64]] | None = None
+        self._port_rows: dict[str, int] = {}
+        """Switch-port rows by the name a NIC's peer gives them (`leaf01/17`)."""
+        self._cabling = np.zeros(0, np.int64)
 
     def _nic_ports(self) -> npt.NDArray[np.int64]:
-        """The switch-port row each NIC is cabled to (-1: none), worked out again only when
-        devices come or go."""
+        """The switch-port row each NIC is cabled to (-1: none). Births only add rows, so
+        only new ports are named, only new NICs looked up, and the uncabled NICs again once
+        new ports came."""
         nics, ports = self.fleet.devices["nic"].table, self.fleet.devices["port"].table
-        key = (len(nics), len(ports))
-        if self._cabling is None or self._cabling[0] != key:
-            names = self.fleet.nodes.ids
-            rows = {
-                f"{names[int(n)]}/{int(s)}": row
-                for row, (n, s) in enumerate(zip(ports["node"], ports["slot"], strict=True))
-            }
-            peers = self.fleet.peers.ids
-            cabling = np.array([rows.get(peers[int(p)], -1) for p in nics["peer"]], np.int64)
-            self._cabling = (key, cabling)
-        return self._cabling[1]
+        names, peers = self.fleet.nodes.ids, self.fleet.peers.ids
+        known = len(self._port_rows)
+        fresh = zip(ports["node"][known:].tolist(), ports["slot"][known:].tolist(), strict=True)
+        for row, (node, slot) in enumerate(fresh, start=known):
+            self._port_rows[f"{names[node]}/{slot}"] = row
+        cabled = self._cabling.size
+        stale = np.flatnonzero(self._cabling < 0) if len(ports) > known else np.zeros(0, np.intp)
+        look_up = np.concatenate([stale, np.arange(cabled, len(nics))])
+        if look_up.size:
+            self._cabling = np.resize(self._cabling, len(nics))
+            self._cabling[look_up] = [
+                self._port_rows.get(peers[p], -1) for p in nics["peer"][look_up].tolist()
+            ]
+        return self._cabling
 
     def load(self, tokens: F64, dt: float) -> FabricLoad:
         """The network load of the last tick, from each replica's generated `tokens`."""

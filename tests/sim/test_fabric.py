@@ -81,3 +81,28 @@ def test_the_view_reports_switches_rates_and_the_hottest_ports() -> None:
     assert switch.ecn_marks_per_s == 64 * 10 / 2
     assert view.hottest[0].port == 63
     assert view.hottest[-1].utilization < view.hottest[0].utilization
+
+
+def test_nics_born_before_their_leaf_are_cabled_once_it_is_born() -> None:
+    fleet = FleetState()
+    fabric = Fabric(fleet, Pools(fleet))
+
+    def rack(name: str, leaf: str) -> Birth:
+        nics = [NicInfo(i, "ConnectX-7", 400.0, gpu=i, peer=f"{leaf}/{i}") for i in range(2)]
+        node = NodeInventory(f"{name}-n0", "gpu", "HGX H100", nics=nics)
+        return Birth(name, name, 1, 0.0, 1.0, [node])
+
+    def leaf(name: str) -> Birth:
+        ports = [PortInfo(p, 800.0, "") for p in range(4)]
+        return Birth(
+            name, name, 1, 0.0, 1.0, [NodeInventory(name, "switch", "SN5600", ports=ports)]
+        )
+
+    fleet.on_birth(rack("r1", "leaf01"), 0.0)
+    assert fabric._nic_ports().tolist() == [-1, -1], "no leaf yet"
+    fleet.on_birth(leaf("leaf01"), 0.0)
+    fleet.on_birth(rack("r2", "leaf02"), 0.0)
+    assert fabric._nic_ports().tolist() == [0, 1, -1, -1]
+    fleet.on_birth(leaf("leaf02"), 0.0)
+    fleet.on_birth(rack("r3", "leaf01"), 0.0)
+    assert fabric._nic_ports().tolist() == [0, 1, 4, 5, 0, 1]
