@@ -9,13 +9,15 @@ then the fleet (NVL72 racks and their network racks, 1 s interval, split over `-
 shard processes), then a dashboard client (the console's subscriptions). Once the core knows
 every GPU, it measures for `--seconds` and prints one row:
 
-- delivered: GPU samples the core ingested per second, as % of the fleet's GPUs (each should
-  report once a second); ingest msg/s and GPU samples/s are the core's own summary figures;
+- delivered: GPU samples the core ingested per second over the window (the mean of its
+  ticks, so a few ticks that lose much count in full), as % of the fleet's GPUs (each should
+  report once a second); ingest msg/s and GPU samples/s are the core's own summary figures,
+  medians of the window's ticks;
 - telemetry age p50/p99 (the core's summary: how old each live node's latest sample was at
   the tick), tick ms (the world's step) and assign ms (the assignment fan-out), as medians of
   the window's ticks (their max beside);
 - CPU of core, fleet (all shards) and broker over the window, in cores;
-- RSS of core and fleet at the window's start and end (flat means bounded);
+- RSS of core, fleet and broker at the window's start and end (flat means bounded);
 - the dashboard's lag: when each summary reached the client, less the simulated time it
   carries (the core's clock is the wall clock at speed 1), median and max.
 
@@ -207,7 +209,7 @@ async def measure(
     return {
         "gpus": expected,
         "born_s": born_s,
-        "delivered": median(samples) / expected,
+        "delivered": statistics.fmean(samples) / expected if samples else float("nan"),
         "ingest_msgs": median([s.ingest_per_s for s in window]),
         "samples": median(samples),
         "age_p50": median([s.telemetry_age_p50_s for s in window]),
@@ -243,7 +245,7 @@ def _pids(pid: object) -> list[int]:
 HEADER = (
     "|      GPUs | conn    | delivered | ingest msg/s | GPU samples/s | age p50/p99 s | "
     "tick ms (max) | assign ms | shed | core CPU | fleet CPU | broker CPU | core RSS MiB "
-    "| fleet RSS MiB | dashboard lag s (max) |"
+    "| fleet RSS MiB | broker RSS MiB | dashboard lag s (max) |"
 )
 
 
@@ -257,6 +259,7 @@ def row(connection: str, f: dict[str, float]) -> str:
         f"{f['fleet_cpu']:>9.2f} | {f['broker_cpu']:>10.2f} | "
         f"{f['core_rss0']:,.0f} → {f['core_rss1']:,.0f} | "
         f"{f['fleet_rss0']:,.0f} → {f['fleet_rss1']:,.0f} | "
+        f"{f['broker_rss0']:,.0f} → {f['broker_rss1']:,.0f} | "
         f"{f['lag_p50']:.2f} ({f['lag_max']:.2f}) |"
     )
 

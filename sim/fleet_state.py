@@ -74,6 +74,8 @@ class DeviceTable:
         self, block: type[Columns], extra: Mapping[str, npt.DTypeLike] | None = None
     ) -> None:
         spec = layout(block)
+        self.row_bytes = spec.row_bytes
+        """What one device's sample takes in a telemetry block."""
         self.index_column = spec.names[1]
         self.gauges = [n for n, c in spec.columns.items() if c.kind == "gauge"]
         self.counters = [n for n, c in spec.columns.items() if c.kind == "counter"]
@@ -309,6 +311,16 @@ class FleetState:
                 devices.table["present"][agent.device_rows[kind]] = False
         self.agent_changes += bool(dying)
         return len(dying)
+
+    def telemetry_bytes_per_s(self, fastest_s: float) -> float:
+        """The device columns a second that the living nodes' births promise to send, with no
+        node counted as sampling more often than every `fastest_s` seconds."""
+        alive = self.nodes["alive"]
+        per_s = 1.0 / np.maximum(self.nodes["interval"][alive], fastest_s)
+        return sum(
+            float(self.nodes[f"{kind}s"][alive] @ per_s) * devices.row_bytes
+            for kind, devices in self.devices.items()
+        )
 
     def device_rows(self, node_rows: npt.NDArray[np.intp], kind: str) -> npt.NDArray[np.intp]:
         """Rows of every device of `kind` on these nodes, node by node."""

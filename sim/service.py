@@ -82,17 +82,21 @@ VERSION = "0.1.0"
 NVLINK_BUSY_BPS = 1e11
 """NVLink traffic of a busy GPU each way: tensor-parallel all-reduces."""
 RECENT_EVENTS = 1000
+"""Events a `query what=events` can read back."""
 BIRTHS_SETTLE_S = 5.0
 """Wall seconds without a new birth after which the fleet counts as arrived, and a pool still
 short of room is warned about (before, its room may still be on its way)."""
-"""Events a `query what=events` can read back."""
 CONTROL_WAIT_S = 10.0
 """How long a reconnected core waits for its command connection before it says it is online."""
 INBOX_BYTES = 64 * MIB
-"""The telemetry the core's fleet connection holds unread before it sheds the oldest: about
-2,600 NVL72 racks' messages (19 KB each, and 6 KiB of MQTT 5 properties), 1.9 s of a 100k-GPU
-site's telemetry, 0.2 s of a million-GPU one's. A backlog that outgrows it is a core ingesting
-slower than its fleet publishes, which holding more would only make staler; tens of MB."""
+"""The least telemetry the core's fleet connection holds unread before it sheds the oldest:
+about 2,600 NVL72 racks' messages (19 KB each, and 6 KiB of MQTT 5 properties), 1.9 s of a
+100k-GPU site's telemetry."""
+INBOX_HOLD_S = 1.0
+"""A bigger fleet's connection holds this many seconds of the telemetry its births promise
+(about 260 MB at a million GPUs, where INBOX_BYTES is 0.25 s): a tick, a fan-out, a burst of
+births or a garbage collection stalls reading for a fraction of a second. A sample held
+longer, with the interval it waited for, is older than the 2 s age goal (issue 16)."""
 SHED_WARNING_EVERY_S = 10.0
 """The core warns that it sheds telemetry at most this often (wall seconds), with the count."""
 
@@ -181,6 +185,7 @@ class CoreService:
             persistent=True,
             inbox_bytes=inbox_bytes,
         )
+        self._inbox_floor, self._inbox_sized_at = inbox_bytes, -1
         self._shed_seen: tuple[int, Counter[str]] = (0, Counter())
         """The telemetry shed, in all and by agent, when the core last warned of it."""
         self._shed_since, self._shed_warned_at = time.monotonic(), -float("inf")
@@ -418,8 +423,19 @@ class CoreService:
             self.tick += 1
             previous, last = last, now
             self._record(report)
+            self._size_inbox()
             elapsed, real = time.monotonic() - real, time.monotonic()
             await self._publish(report, self._pace(elapsed), now - previous)
+
+    def _size_inbox(self) -> None:
+        """Bound the fleet connection's unread telemetry by INBOX_HOLD_S of what the living
+        agents' births promise (samples more often than a tick's wall seconds counted at one a
+        tick), once they have changed."""
+        if self._inbox_sized_at == self.fleet.agent_changes:
+            return
+        self._inbox_sized_at = self.fleet.agent_changes
+        promised = self.fleet.telemetry_bytes_per_s(self.tick_s)
+        self.link.inbox.max_bytes = max(self._inbox_floor, int(INBOX_HOLD_S * promised))
 
     def _pace(self, elapsed_s: float) -> Pace:
         """What came in since the last tick, per second, and how long the work took."""

@@ -5,16 +5,18 @@ import time
 import types
 
 import aiomqtt
+import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from protocols.codec import encode
 from protocols.endpoint import Endpoint
 from protocols.inbox import charge
+from protocols.messages import Death
 from protocols.topics import AgentTopic, agent_topic
 from sim import service
 from sim.metrics import CoreMetrics, Selection, render
-from sim.service import SHED_WARNING_EVERY_S, CoreService
+from sim.service import INBOX_HOLD_S, SHED_WARNING_EVERY_S, CoreService
 from sim.world import TickReport
 from tests.samples import SAMPLES
 
@@ -120,3 +122,35 @@ def test_a_warning_names_the_shortfall_at_most_every_ten_seconds(clock: WallCloc
     assert warnings(core)[2:] == [
         "the core shed 1 telemetry message of 1 agent in the last 1.0 s: its ingest is behind"
     ]
+
+
+def test_a_bigger_fleet_is_held_for_a_second_of_what_its_births_promise() -> None:
+    floor = 1000
+    core = CoreService(Endpoint("127.0.0.1", 1), SITE, inbox_bytes=floor)
+    birth = SAMPLES["birth"][0]
+    nodes = birth.nodes
+    per_second = (
+        sum(
+            len(getattr(node, f"{kind}s")) * core.fleet.devices[kind].row_bytes
+            for node in nodes
+            for kind in core.fleet.devices
+        )
+        / birth.interval_s
+    )
+    assert per_second * INBOX_HOLD_S > floor, "the sample birth must outgrow the floor"
+    core._size_inbox()
+    assert core.link.inbox.max_bytes == floor
+
+    core.fleet.on_birth(birth, 0.0)
+    core._size_inbox()
+    assert core.link.inbox.max_bytes == int(INBOX_HOLD_S * per_second)
+
+    # an agent that says it samples a thousand times a tick is counted at once a tick
+    core.fleet.on_birth(msgspec.structs.replace(birth, interval_s=core.tick_s / 1000), 0.0)
+    core._size_inbox()
+    assert birth.interval_s == core.tick_s
+    assert core.link.inbox.max_bytes == int(INBOX_HOLD_S * per_second)
+
+    core.fleet.on_death(Death(birth.agent, birth.session, clean=True))
+    core._size_inbox()
+    assert core.link.inbox.max_bytes == floor
