@@ -278,6 +278,10 @@ class Link:
                         await self._on_connect(self.session)
                     async for message in client.messages:
                         await on_message(message)
+                        # aiomqtt's iterator makes a task and a wait per message: take what is
+                        # waiting already straight from the queue
+                        while not self.inbox.empty():
+                            await on_message(self.inbox.get_nowait())
             except (aiomqtt.MqttError, LinkDown) as error:
                 # LinkDown: a handler's publish found the connection gone before `messages` did.
                 # aiomqtt's disconnect on the way out can turn our CancelledError into an

@@ -173,9 +173,10 @@ def check_reply_level(level: str) -> str:
 
 TOPICS_REMEMBERED = 1 << 16
 """Topics whose parse is kept: the telemetry, birth and death topics of 20,000 agents (a
-million GPUs' racks and switches), about 27 MB (413 bytes each, by tracemalloc). Every message is classed by its topic on
-arrival and handled by it after, and at 4,000 messages a second parsing each twice cost the
-core a tenth of its time (py-spy, 250k GPUs on rack connections)."""
+million GPUs' racks and switches), about 27 MB (413 bytes each, by tracemalloc). Every message
+is classed by its topic on arrival and handled by it after, and at 4,000 messages a second
+parsing each twice cost the core a tenth of its time (py-spy, 250k GPUs on rack
+connections)."""
 
 
 @functools.lru_cache(maxsize=TOPICS_REMEMBERED)
