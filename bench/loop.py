@@ -9,8 +9,9 @@ then the fleet (NVL72 racks and their network racks, 1 s interval, split over `-
 shard processes), then a dashboard client (the console's subscriptions). Once the core knows
 every GPU, it measures for `--seconds` and prints one row:
 
-- delivered: GPU samples the core ingested per second over the window (the mean of its
-  ticks, so a few ticks that lose much count in full), as % of the fleet's GPUs (each should
+- delivered: GPU samples the core ingested a second over the window (the growth of the
+  summary's running count, so ticks that lose much count in full, and a tick that catches up
+  after a stall counts for no more than it took in), as % of the fleet's GPUs (each should
   report once a second); ingest msg/s and GPU samples/s are the core's own summary figures,
   medians of the window's ticks;
 - telemetry age p50/p99 (the core's summary: how old each live node's latest sample was at
@@ -209,7 +210,7 @@ async def measure(
     return {
         "gpus": expected,
         "born_s": born_s,
-        "delivered": statistics.fmean(samples) / expected if samples else float("nan"),
+        "delivered": ingested(window) / expected,
         "ingest_msgs": median([s.ingest_per_s for s in window]),
         "samples": median(samples),
         "age_p50": median([s.telemetry_age_p50_s for s in window]),
@@ -228,6 +229,15 @@ async def measure(
         "lag_max": max(lags, default=float("nan")),
         "ticks": float(len(window)),
     }
+
+
+def ingested(window: list[Summary]) -> float:
+    """GPU samples a second the core ingested over the window: its running count's growth
+    over the simulated time between the first summary and the last (at speed 1, wall time)."""
+    if len(window) < 2 or window[-1].time <= window[0].time:
+        return float("nan")
+    grown = window[-1].gpu_samples - window[0].gpu_samples
+    return grown / (window[-1].time - window[0].time)
 
 
 def snapshot_cpu(pids: dict[str, object]) -> dict[str, float]:

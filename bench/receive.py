@@ -6,8 +6,10 @@ Run from the repo root: `.venv/bin/python bench/receive.py [--messages 30000] [-
 The publisher (paho, in its own process) sends `--messages` QoS 0 messages of `--bytes` each
 (an NVL72 rack's telemetry is about 19 KB) on 3,000 agents' telemetry topics; the link's
 process CPU time over the flood, divided by the messages, is the receive path's cost: paho's
-reader, aiomqtt, the bounded queue and the hand-over. It prints the median of `--repeats`
-floods, and the messages a second one core could take at that cost.
+reader, aiomqtt, the bounded queue and the hand-over. mosquitto's CPU time over the flood,
+divided the same way, is what the broker spends taking a message in and handing it on. It
+prints the medians of `--repeats` floods, and the messages a second one core could take at
+each cost.
 """
 
 import argparse
@@ -23,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aidc.runtime.brokers import spawned_broker  # noqa: E402
+from bench.procs import broker_pid, cpu_seconds  # noqa: E402
 from protocols.endpoint import Endpoint  # noqa: E402
 from protocols.link import Link  # noqa: E402
 from protocols.topics import AgentTopic, agent_topic  # noqa: E402
@@ -46,8 +49,9 @@ client.loop_stop()
 """
 
 
-async def flood(endpoint: Endpoint, count: int, size: int) -> tuple[float, float, int]:
-    """CPU microseconds a message, wall seconds, and messages shed, for one flood."""
+async def flood(endpoint: Endpoint, count: int, size: int) -> tuple[float, float, float, int]:
+    """The link's and the broker's CPU microseconds a message, wall seconds, and messages
+    shed, for one flood."""
     received = 0
     done = asyncio.Event()
 
@@ -71,28 +75,35 @@ async def flood(endpoint: Endpoint, count: int, size: int) -> tuple[float, float
     publisher = await asyncio.create_subprocess_exec(
         sys.executable, "-c", PUBLISHER, str(endpoint.port), str(count), str(size), *topics
     )
-    cpu, wall = time.process_time(), time.monotonic()
+    broker = broker_pid()
+    cpu, broker_cpu, wall = time.process_time(), cpu_seconds(broker), time.monotonic()
     try:
         await asyncio.wait_for(done.wait(), 120)
     finally:
         cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        broker_cpu = cpu_seconds(broker) - broker_cpu
         await publisher.wait()
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running  # disconnected before the next flood's link takes the same client id
-    return cpu / count * 1e6, wall, link.shed_total
+    return cpu / count * 1e6, broker_cpu / count * 1e6, wall, link.shed_total
 
 
 async def measure(count: int, size: int, repeats: int) -> None:
     with spawned_broker("mosquitto") as endpoint:
         runs = [await flood(endpoint, count, size) for _ in range(repeats)]
-    cost = statistics.median(r[0] for r in runs)
-    wall = statistics.median(r[1] for r in runs)
-    print("| messages | bytes each | wall s | CPU us/message | messages/s on one core | shed |")
-    print("|---------:|-----------:|-------:|---------------:|-----------------------:|-----:|")
+    cost, broker, wall = (statistics.median(r[i] for r in runs) for i in range(3))
     print(
-        f"| {count:>8,} | {size:>10,} | {wall:>6.2f} | {cost:>14.1f} | "
-        f"{1e6 / cost:>22,.0f} | {sum(r[2] for r in runs):>4} |"
+        "| messages | bytes each | wall s | link CPU us/message | messages/s on one core "
+        "| broker CPU us/message | messages/s on one broker thread | shed |"
+    )
+    print(
+        "|---------:|-----------:|-------:|--------------------:|-----------------------:"
+        "|----------------------:|--------------------------------:|-----:|"
+    )
+    print(
+        f"| {count:>8,} | {size:>10,} | {wall:>6.2f} | {cost:>19.1f} | {1e6 / cost:>22,.0f} "
+        f"| {broker:>21.1f} | {1e6 / broker:>31,.0f} | {sum(r[3] for r in runs):>4} |"
     )
 
 

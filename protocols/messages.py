@@ -227,6 +227,9 @@ class Summary(Struct, frozen=True, gc=False):
     never exceeds this (arrivals can: a tick may finish requests that came before it)."""
     gpu_samples_per_s: float = 0.0
     """GPU samples the core ingested per second."""
+    gpu_samples: Count = 0
+    """GPU samples the core has ingested since it started: over a window, its difference
+    divided by the window's time is the ingest rate, however unevenly the ticks fell."""
     telemetry_age_p50_s: float = 0.0
     telemetry_age_p99_s: float = 0.0
     """How old, in wall seconds, the live nodes' latest samples were when the tick used them."""

@@ -160,6 +160,8 @@ class CoreService:
         self._last_birth = time.monotonic()
         self._ingested = 0
         self._gpu_samples = 0
+        self.gpu_samples_total = 0
+        """GPU samples ingested since the start (the summary's `gpu_samples`)."""
         self._tick_ms = self._assign_ms = 0.0
         self.assigner = Assigner(self.fleet, round(KEEPALIVE_S / tick_s))
         self._last_report = TickReport(self.clock.now())
@@ -267,6 +269,7 @@ class CoreService:
             self._ingested += 1
             if telemetry.gpu is not None:
                 self._gpu_samples += telemetry.gpu.rows
+                self.gpu_samples_total += telemetry.gpu.rows
 
     def _connection_of(self, agent: str) -> str:
         """Who may speak for an agent on the wire: its gateway, if a birth named one."""
@@ -444,6 +447,7 @@ class CoreService:
             time.time(),
             self._ingested / elapsed_s,
             self._gpu_samples / elapsed_s,
+            self.gpu_samples_total,
             self.telemetry_shed_total,
             self._tick_ms,
             self._assign_ms,

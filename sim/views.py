@@ -41,6 +41,8 @@ class Pace:
     """The wall clock now, against which telemetry ages are measured."""
     messages_per_s: float = 0.0
     gpu_samples_per_s: float = 0.0
+    gpu_samples: int = 0
+    """GPU samples ingested since the core started."""
     dropped: int = 0
     tick_ms: float = 0.0
     assign_ms: float = 0.0
@@ -127,6 +129,7 @@ class Views:
             ingest_per_s=pace.messages_per_s,
             rejected=rejected,
             gpu_samples_per_s=pace.gpu_samples_per_s,
+            gpu_samples=pace.gpu_samples,
             telemetry_age_p50_s=ages[0],
             telemetry_age_p99_s=ages[1],
             telemetry_dropped=pace.dropped,

@@ -1,5 +1,6 @@
 """A core that sheds telemetry says so: its Prometheus counter counts the drops, and a warning
-event names them, at most every SHED_WARNING_EVERY_S."""
+event names them, at most every SHED_WARNING_EVERY_S. And its summary counts the GPU samples
+it took in, as a rate per tick and as a running total."""
 
 import time
 import types
@@ -18,25 +19,25 @@ from sim import service
 from sim.metrics import CoreMetrics, Selection, render
 from sim.service import INBOX_HOLD_S, SHED_WARNING_EVERY_S, CoreService
 from sim.world import TickReport
-from tests.samples import SAMPLES
+from tests.samples import SAMPLES, TELEMETRY
 
 SITE = "s1"
 PAYLOAD = bytes(1000)
 
 
+def message(kind: AgentTopic, agent: str, payload: bytes) -> aiomqtt.Message:
+    """A message on an agent's own topic, as aiomqtt's reader makes it."""
+    return aiomqtt.Message(agent_topic(kind, SITE, agent, agent), payload, 0, False, 0, None)
+
+
 def received(core: CoreService, kind: AgentTopic, agent: str, payload: bytes) -> None:
     """A message reaches the core's fleet connection, as aiomqtt's reader hands it over."""
-    topic = agent_topic(kind, SITE, agent, agent)
-    core.link.inbox.put_nowait(aiomqtt.Message(topic, payload, 0, False, 0, None))
+    core.link.inbox.put_nowait(message(kind, agent, payload))
 
 
 def small_core() -> CoreService:
     """A core (never connected) whose fleet connection holds two telemetry messages."""
-    each = charge(
-        aiomqtt.Message(
-            agent_topic(AgentTopic.TELEMETRY, SITE, "r1", "r1"), PAYLOAD, 0, False, 0, None
-        )
-    )
+    each = charge(message(AgentTopic.TELEMETRY, "r1", PAYLOAD))
     return CoreService(Endpoint("127.0.0.1", 1), SITE, inbox_bytes=2 * each)
 
 
@@ -61,6 +62,24 @@ def test_the_metrics_count_the_telemetry_the_core_shed() -> None:
     views = core.build_views(TickReport(1.0), core._pace(1.0))
     assert views.summary.telemetry_dropped == 8
     assert core.link.inbox.qsize() == 12  # ten births and the two newest telemetry messages
+
+
+async def test_the_summary_counts_gpu_samples_per_second_and_since_the_start() -> None:
+    core = small_core()
+    birth = SAMPLES["birth"][0]
+    await core._on_message(message(AgentTopic.BIRTH, birth.agent, encode(birth)))
+    rows = TELEMETRY.gpu.rows if TELEMETRY.gpu else 0
+    assert rows > 0
+    summaries = []
+    for seq, elapsed_s in ((41, 0.5), (42, 2.0)):
+        telemetry = msgspec.structs.replace(TELEMETRY, seq=seq)
+        await core._on_message(message(AgentTopic.TELEMETRY, birth.agent, encode(telemetry)))
+        summaries.append(core.build_views(TickReport(1.0), core._pace(elapsed_s)).summary)
+    assert [s.gpu_samples_per_s for s in summaries] == [rows / 0.5, rows / 2.0]
+    assert [s.gpu_samples for s in summaries] == [rows, 2 * rows]
+    junk = msgspec.structs.replace(TELEMETRY, seq=43, session=99)  # an old session: rejected
+    await core._on_message(message(AgentTopic.TELEMETRY, birth.agent, encode(junk)))
+    assert core.build_views(TickReport(1.0), core._pace(1.0)).summary.gpu_samples == 2 * rows
 
 
 class WallClock:
